@@ -1,0 +1,160 @@
+"""NVAE benchmark: DESIGN.md's configuration (2 scales x 2 groups, 16 channels) on MNIST padded to 32x32, batch 16.
+
+Prints one JSON object: parameter count, training images/second for each thread count, peak memory of a training
+step with and without gradient checkpointing, and the importance-weighted test NLL after a fixed number of steps.
+
+    python benchmarks/nvae.py --steps 2 --iw-samples 4 --iw-images 16      # a dry run: seconds
+    python benchmarks/nvae.py --steps 500 --threads 1,all --iw-samples 100 --iw-images 1000 --out nvae.json
+"""
+import argparse, json, os, resource, subprocess, sys, threading, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+
+import torch
+from fastai.callback.core import Callback, CancelValidException
+
+PRESET = 'bench'
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--steps', type=int, default=200, help='training steps before the quality figure')
+    p.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
+    p.add_argument('--threads', default='1,all', help="comma-separated CPU thread counts to time ('all' = every core)")
+    p.add_argument('--data', default='mnist', help="'mnist' (padded to 32x32), 'digits' (resized to 32x32), or an .npz/folder path")
+    p.add_argument('--iw-samples', type=int, default=100, help='importance samples per test image')
+    p.add_argument('--iw-images', type=int, default=1000, help='test images for the importance-weighted NLL')
+    p.add_argument('--bs', type=int, default=16, help='batch size')
+    p.add_argument('--time-steps', type=int, default=20, help='steps timed for each thread count (after 2 warm-up steps)')
+    p.add_argument('--precision', default=None, help="'bf16' or 'fp16' mixed precision (default float32)")
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-memory', action='store_true', help='skip the checkpointing memory measurement')
+    p.add_argument('--out', default=None, help='also write the JSON to this file')
+    p.add_argument('--mem-child', default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+def thread_counts(spec):
+    return [os.cpu_count() if t.strip() == 'all' else int(t) for t in spec.split(',') if t.strip()]
+
+def dls_for(args, n_items):
+    from deepgen.data import image_dls
+    kw = dict(bs=args.bs, device=torch.device(args.device), seed=args.seed, max_items=n_items)
+    if args.data == 'mnist': return image_dls('mnist', pad=2, **kw)
+    if args.data == 'digits': return image_dls('digits', size=32, **kw)
+    return image_dls(args.data, size=32, **kw)
+
+class _SkipValid(Callback):
+    def before_validate(self): raise CancelValidException()
+
+class _Timer(Callback):
+    "Seconds per training step, after `skip` warm-up steps."
+    order = 100
+    def __init__(self, skip=2): self.skip, self.times = skip, []
+    def before_batch(self):
+        if self.training: self.t0 = time.perf_counter()
+    def after_step(self):
+        if self.train_iter >= self.skip:
+            if self.learn.dls.device.type == 'cuda': torch.cuda.synchronize()
+            self.times.append(time.perf_counter() - self.t0)
+
+def make_learner(dls, args, **kw):
+    from deepgen.core import set_seed
+    from deepgen.nvae import nvae_learner
+    set_seed(args.seed)
+    return nvae_learner(dls, preset=PRESET, precision=args.precision, cbs=[_SkipValid()], **kw)
+
+def train_throughput(args, n_threads):
+    "Training images/second with `n_threads` CPU threads, over `--time-steps` steps of `nvae_learner`."
+    torch.set_num_threads(n_threads)
+    n = args.time_steps + 2
+    learn = make_learner(dls_for(args, n*args.bs), args)
+    timer = _Timer(skip=2)
+    with learn.no_bar(), learn.no_logging(): learn.fit_nvae(1, cbs=timer)
+    return round(args.bs*len(timer.times)/sum(timer.times), 2) if timer.times else None
+
+def _rss_mib(): return int(open('/proc/self/statm').read().split()[1])*resource.getpagesize()/2**20
+
+def memory_child(args, checkpoint):
+    "Peak memory of training steps (run in a fresh process): CUDA max allocated, or sampled resident memory on a CPU."
+    from deepgen.nvae import nvae_preset, Adamax
+    torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
+    m = nvae_preset(PRESET, checkpoint=checkpoint).to(dev)
+    opt = Adamax(m.parameters())
+    x = ((torch.rand(args.bs, *m.img_shape)*255).round()/255).to(dev)
+    peak, on = [0.], [False]
+    def probe(*a):
+        if on[0]: peak[0] = max(peak[0], _rss_mib())
+    def step():
+        lp, kl = m(x); loss = (kl.sum(1) - lp).mean()/m.n_dims
+        if dev.type == 'cpu': loss.register_hook(probe)     # as the backward pass starts
+        loss.backward(); opt.step(); opt.zero_grad()
+    step()                                   # allocates the gradients and the optimiser state
+    if dev.type == 'cuda':
+        torch.cuda.synchronize(); base = torch.cuda.memory_allocated(dev)/2**20; torch.cuda.reset_peak_memory_stats(dev)
+        for _ in range(2): step()
+        torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated(dev)/2**20; kind = 'cuda max_memory_allocated'
+    else:
+        # resident memory after every module's forward pass, as the backward pass starts, and every 5 ms in between
+        torch.nn.modules.module.register_module_forward_hook(probe)
+        def watch():
+            while on[0]: probe(); time.sleep(5e-3)
+        base = _rss_mib(); peak[0] = base; on[0] = True
+        th = threading.Thread(target=watch, daemon=True); th.start()
+        for _ in range(2): step()
+        on[0] = False; th.join(); peak = max(peak[0], _rss_mib()); kind = 'resident memory (RSS) during training steps'
+    print(json.dumps(dict(peak_mib=round(peak, 1), step_mib=round(peak - base, 1), before_step_mib=round(base, 1), kind=kind)))
+
+def peak_memory(args, checkpoint):
+    cmd = [sys.executable, __file__, '--mem-child', str(int(checkpoint)), '--device', args.device, '--bs', str(args.bs), '--seed', str(args.seed)]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode: raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def train_and_evaluate(args):
+    "Train `--steps` steps with all requested threads' maximum, then the importance-weighted NLL on test images."
+    from deepgen.core import bits_per_dim, n_params, set_seed
+    from deepgen.nvae import iw_nll
+    dls = dls_for(args, args.steps*args.bs)
+    learn = make_learner(dls, args)
+    t0 = time.perf_counter()
+    with learn.no_bar(), learn.no_logging(): learn.fit_nvae(1)
+    train_s = time.perf_counter() - t0
+    model = learn.model.eval()
+    td = dls_for(args, max(args.iw_images, args.bs))
+    xt = torch.cat([b[0] for b in (td.test if td.test is not None else td.valid)])[:args.iw_images]
+    set_seed(args.seed)
+    t0 = time.perf_counter()
+    def nelbo_of(x):
+        log_px, kl = model(x)
+        return kl.sum(1) - log_px
+    with torch.no_grad(): nelbo = torch.cat([nelbo_of(x) for x in xt.split(256)])
+    nll = iw_nll(model, xt, k=args.iw_samples, bs=1024)
+    D = model.n_dims
+    return dict(params=n_params(model), train_steps=len(dls.train), train_seconds=round(train_s, 1),
+                test_images=len(xt), iw_samples=args.iw_samples, eval_seconds=round(time.perf_counter() - t0, 1),
+                test_nelbo_nats=round(nelbo.mean().item(), 3), test_nelbo_bpd=round(bits_per_dim(nelbo.mean().item(), D), 4),
+                test_iw_nll_nats=round(nll.mean().item(), 3), test_iw_nll_bpd=round(bits_per_dim(nll.mean().item(), D), 4))
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.mem_child is not None: return memory_child(args, bool(int(args.mem_child)))
+    from deepgen.nvae import NVAE_PRESETS
+    threads = thread_counts(args.threads)
+    res = dict(benchmark='nvae', preset=PRESET, config={k: list(v) if isinstance(v, tuple) else v for k,v in NVAE_PRESETS[PRESET].items()},
+               data=args.data, batch_size=args.bs, device=args.device, precision=args.precision or 'fp32',
+               torch=torch.__version__, cpu_count=os.cpu_count())
+    res['train_img_per_s'] = {str(t): train_throughput(args, t) for t in threads}
+    if not args.no_memory:
+        res['peak_memory_mib'] = {'checkpoint_off': peak_memory(args, False), 'checkpoint_on': peak_memory(args, True)}
+    torch.set_num_threads(max(threads))
+    res.update(train_and_evaluate(args))
+    res['quality_threads'] = max(threads)
+    out = json.dumps(res, indent=1)
+    print(out)
+    if args.out: Path(args.out).write_text(out + '\n')
+    return res
+
+if __name__ == '__main__': main()

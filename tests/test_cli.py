@@ -1,0 +1,66 @@
+"The `deepgen` console script end to end, as a user runs it: train, sample, resume, and bad arguments."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+EXE = shutil.which('deepgen') or pytest.skip('the deepgen console script is not installed (pip install -e .)', allow_module_level=True)
+ENV = {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONWARNINGS': 'ignore'}
+
+def deepgen(*args, cwd=None):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=600)
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp('run')/'glow'
+    r = deepgen('train', 'glow', '--epochs', 1, '--bs', 16, '--max-items', 64, '--out', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+def test_train_writes_the_run(run_dir):
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == ['checkpoint.pth', 'history.csv', 'model.pkl', 'samples', 'summary.json']
+    s = json.loads((run_dir/'summary.json').read_text())
+    assert s['model'] == 'glow' and s['img_shape'] == [1, 8, 8] and s['params'] > 0
+    assert list((run_dir/'samples').glob('*.png'))
+    hist = (run_dir/'history.csv').read_text().splitlines()
+    assert 'img_per_sec' in hist[0] and len(hist) == 2
+
+def test_sample(run_dir, tmp_path):
+    png = tmp_path/'s.png'
+    r = deepgen('sample', run_dir/'model.pkl', '--n', 9, '--temp', 0.5, '--out', png)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+    w, h = Image.open(png).size
+    assert w == h == 3*8 + 4  # 3x3 grid of 8x8 digits with 1-pixel padding
+
+def test_resume_continues(run_dir, tmp_path):
+    out = tmp_path/'resumed'
+    shutil.copytree(run_dir, out)
+    r = deepgen('train', 'glow', '--epochs', 2, '--bs', 16, '--max-items', 64, '--out', out, '--resume')
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = (out/'history.csv').read_text().splitlines()
+    assert [row.split(',')[0] for row in rows[1:]] == ['0', '1']  # epoch 0 from the first run, epoch 1 resumed
+
+@pytest.mark.parametrize('args,msg', [
+    (['train', 'glow', '--data', 'no-such-data'], 'neither a dataset name'),
+    (['train', 'glow', '--bs', '100000'], 'larger than the training split'),
+    (['train', 'glow', '--n-bits', '12'], 'n_bits'),
+    (['train', 'vqgan'], 'invalid choice'),
+    (['sample', '/no/such/model.pkl'], 'No model file'),
+    (['frobnicate'], 'invalid choice'),
+])
+def test_bad_arguments(args, msg):
+    r = deepgen(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert msg in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr
+
+def test_corrupt_model_file(tmp_path):
+    f = tmp_path/'model.pkl'; f.write_bytes(b'\x80\x04garbage')
+    r = deepgen('sample', f)
+    assert r.returncode == 2 and 'not a Learner exported by deepgen train' in r.stderr, r.stderr[-2000:]
+
+def test_help_explains_options():
+    r = deepgen('train', '--help')
+    assert r.returncode == 0
+    for opt in ('--data', '--epochs', '--out', '--precision', '--resume', '--preset'): assert opt in r.stdout

@@ -1,0 +1,23 @@
+"Glow outside a notebook: the benchmark script's dry run (both training loops) and its JSON."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = next((p for p in (Path('/work/shared/data/mnist.npz'), ROOT.parent/'shared/data/mnist.npz') if p.exists()), None)
+
+@pytest.mark.skipif(MNIST is None, reason='mnist.npz not available')
+def test_benchmark_dry_run():
+    cmd = [sys.executable, str(ROOT/'benchmarks'/'glow.py'), '--steps', '3', '--threads', '1', '--test-n', '16',
+           '--baseline', '--data', str(MNIST)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout[r.stdout.index('{'):])
+    assert res['params'] == 793_344 and res['steps'] == 3 and res['test_images'] == 16
+    assert res['fastai_img_per_s']['1'] > 0 and res['baseline_img_per_s']['1'] > 0
+    assert 0 < res['test_bpd'] < 10 and res['peak_mem_mib'] > 0
+
+def test_benchmark_missing_data(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'glow.py'), '--steps', '2', '--data', str(tmp_path/'none.npz')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and '--data' in r.stderr
