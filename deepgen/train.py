@@ -19,6 +19,7 @@ from fastcore.xtras import IN_NOTEBOOK
 from fastai.torch_core import get_model, find_bs, find_device, to_float, rank_distrib, num_distrib
 from fastai.callback.core import Callback, CancelStepException, CancelFitException, CancelEpochException
 from fastai.learner import Learner, SkipToEpoch
+from fastai.optimizer import Optimizer
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
 from .core import image_grid, atomic_save
@@ -383,7 +384,7 @@ def load_checkpoint(self:Learner,
         except Exception as e:
             raise ValueError(f"Could not load the optimiser state from {fname} ({e}): the parameter groups differ. "
                              "Pass `with_opt=False` to start the optimiser afresh.") from e
-        if isinstance(getattr(self.opt, 'hypers', None), list): self.opt.hypers = L(self.opt.hypers)
+        if isinstance(self.opt, Optimizer) and isinstance(self.opt.hypers, list): self.opt.hypers = L(self.opt.hypers)  # OptimWrapper derives its hypers
     if st['ema'] is not None:
         self.ema_model = _frozen_copy(_ema_source(self, st['ema_module']))
         self.ema_model.load_state_dict(st['ema'])
