@@ -13,7 +13,10 @@ def test_benchmark_dry_run():
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout[r.stdout.index('{'):])
-    assert res['params'] == 793_344 and res['steps'] == 3 and res['test_images'] == 16
+    from deepgen.core import n_params
+    from deepgen.glow import glow_preset
+    assert res['params'] == n_params(glow_preset('mnist'))  # the DESIGN.md configuration: K=8, L=3, width 128
+    assert res['steps'] == 3 and res['test_images'] == 16
     assert res['fastai_img_per_s']['1'] > 0 and res['baseline_img_per_s']['1'] > 0
     assert 0 < res['test_bpd'] < 10 and res['peak_mem_mib'] > 0
 
