@@ -19,6 +19,7 @@ from fastcore.xtras import IN_NOTEBOOK
 from fastai.torch_core import get_model, find_bs, find_device, to_float, rank_distrib, num_distrib
 from fastai.callback.core import Callback, CancelStepException, CancelFitException, CancelEpochException
 from fastai.learner import Learner, SkipToEpoch
+from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Optimizer
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
@@ -290,10 +291,27 @@ class NaNGuard(Callback):
 # %% ../nbs/02_train.ipynb #fea8f2d9
 @patch
 def before_epoch(self:SkipToEpoch):
-    "Skip the epochs before `self._skip_to`, counting their steps in `train_iter` as if they had run."
+    "Skip the epochs before `self._skip_to`, counting their steps in `train_iter` as if they had run, and logging nothing for them."
     if self.epoch < self._skip_to:
         self.learn.train_iter += len(self.dls.train)
+        self._logger,self.learn.logger = self.learn.logger,(lambda log: None)
         raise CancelEpochException()
+
+@patch
+def after_epoch(self:SkipToEpoch):
+    "Give the logger back once a skipped epoch is over."
+    if getattr(self, '_logger', None) is not None: self.learn.logger,self._logger = self._logger,None
+
+@patch
+def before_fit(self:CSVLogger):
+    "Open the log and write its header, unless appending to a log that has one already (a resumed run)."
+    if hasattr(self, 'gather_preds'): return
+    f = self.path/self.fname
+    f.parent.mkdir(parents=True, exist_ok=True)
+    has_header = self.append and f.exists() and f.stat().st_size > 0
+    self.file = f.open('a' if self.append else 'w')
+    if not has_header: self.file.write(','.join(self.recorder.metric_names) + '\n')
+    self.old_logger,self.learn.logger = self.logger,self._write_line
 
 # %% ../nbs/02_train.ipynb #7cefc162
 _CKPT_FORMAT = 'deepgen-checkpoint'

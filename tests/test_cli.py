@@ -39,7 +39,7 @@ def test_resume_continues(run_dir, tmp_path):
     r = deepgen('train', 'glow', '--epochs', 2, '--bs', 16, '--max-items', 64, '--out', out, '--resume')
     assert r.returncode == 0, r.stderr[-3000:]
     rows = (out/'history.csv').read_text().splitlines()
-    assert rows[1].split(',')[0] == '0' and rows[-1].split(',')[0] == '1'  # epoch 0 from the first run, the last row the resumed epoch 1
+    assert [r.split(',')[0] for r in rows] == ['epoch', '0', '1']  # one header, epoch 0 from the first run, then the resumed epoch 1
     assert json.loads((out/'summary.json').read_text())['epochs'] == 2
 
 @pytest.mark.parametrize('args,msg', [
