@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
 from fastcore.test import test_eq, test_close
+from .core import all_mean
 
 # %% auto #0
 __all__ = ['jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling', 'Squeeze',
@@ -74,10 +75,12 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x:Tensor): # a batch `[B, nc, H, W]`
-        "Set `loc` and `logs` so that each channel of the output has zero mean and unit variance on `x`."
-        x = x.detach().float().transpose(0, 1).flatten(1)
-        self.loc.copy_(-x.mean(1).view_as(self.loc))
-        self.logs.copy_(-(x.std(1, correction=0) + self.eps).log().view_as(self.logs))
+        "Set `loc` and `logs` so that each channel of the output has zero mean and unit variance on `x` (under DDP: on every process's `x`)."
+        x = x.detach().double().transpose(0, 1).flatten(1)
+        mean, sq = all_mean(x.mean(1)), all_mean(x.square().mean(1))  # moments of the global batch, the same in every process
+        std = (sq - mean.square()).clamp_min(0).sqrt()
+        self.loc.copy_(-mean.view_as(self.loc))
+        self.logs.copy_(-(std + self.eps).log().view_as(self.logs))
         self.initialized.fill_(True); self._ready = True
 
     def _load_from_state_dict(self, *args, **kwargs):

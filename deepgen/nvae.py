@@ -19,7 +19,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedLin, SchedCos, combine_scheds
 from fastai.learner import Learner, AvgMetric
 from fastai.optimizer import OptimWrapper
-from .core import n_params, bits_per_dim, image_grid
+from .core import n_params, bits_per_dim, image_grid, all_mean, batch_rand_like, batch_randn_like
 from .train import NaNGuard, AutoMixedPrecision
 from .nvae_math import kl_residual_normal, kl_normal, log_mean_exp
 
@@ -339,7 +339,7 @@ def _prep(self:NVAE, x):
     "Check `x` and, for the Bernoulli likelihood, binarise it (or check that it is binary)."
     x = self._check(x)
     if self.likelihood == 'bernoulli':
-        if self.binarize: return torch.bernoulli(x.clamp(0, 1))
+        if self.binarize: return (batch_rand_like(x) < x).to(x.dtype)  # Bernoulli(x), with the same numbers under DDP
         if not ((x == 0) | (x == 1)).all():
             raise ValueError("The Bernoulli likelihood needs binary images: build the model with binarize=True, or binarise the data.")
     return x
@@ -373,7 +373,7 @@ def _top_down(self:NVAE, x=None, n=None, temp=1.0, log_ratio=False):
             e = ftr if i == 0 else self.enc_comb[i-1](feats[i-1], h)
             dmu,dls = soft_clamp(self.enc_samp[i](e).float()).chunk(2, 1)
             mu,ls = mu_p + dmu, ls_p + dls
-            z = mu + ls.exp()*torch.randn_like(mu)
+            z = mu + ls.exp()*batch_randn_like(mu)
             kls.append(kl_residual_normal(dmu, dls, ls_p).flatten(1).sum(1))
             if log_ratio: lr = lr + (_log_normal(z, mu, ls) - _log_normal(z, mu_p, ls_p)).flatten(1).sum(1)
         h = self.dec_comb[i](h, z)
@@ -479,7 +479,7 @@ def kl_balance_coeffs(kl:Tensor,    # KL per image and group `[B, n_groups]`
                       alpha:Tensor, # fixed weight of each group `[n_groups]`
                      )->Tensor:
     "NVAE's KL balancing coefficients `[n_groups]`: batch-mean KL over `alpha` (+0.01), normalised to mean 1, without gradient."
-    c = (kl.detach().abs().mean(0) + 0.01)/alpha
+    c = (all_mean(kl.detach().abs().mean(0)) + 0.01)/alpha  # the global batch's mean KL under DDP
     return c/c.mean()
 
 class NVAELoss:

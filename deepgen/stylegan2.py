@@ -20,7 +20,7 @@ from fastai.optimizer import Optimizer, Adam, _BaseOptimizer
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 import fastai.callback.progress  # progress bars and `Learner.no_bar`
-from .core import n_params
+from .core import n_params, world, all_mean, batch_randn, batch_randn_like
 from .modconv import modulated_conv2d
 from .train import ema_decay
 from .metrics import trimmed_mean
@@ -155,7 +155,7 @@ class MappingNetwork(nn.Module):
             raise ValueError(f"z must be [N, z_dim] = [N, {self.z_dim}], got shape {tuple(z.shape)}.")
         w = self.net(z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt())
         if update_w_avg:
-            with torch.no_grad(): self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            with torch.no_grad(): self.w_avg.copy_(all_mean(w.detach().float().mean(0)).lerp(self.w_avg, self.w_avg_beta))
         ws = w[:, None].expand(-1, self.n_ws, -1)
         if truncation_psi != 1:
             cut = self.n_ws if truncation_cutoff is None else truncation_cutoff
@@ -202,7 +202,7 @@ class SynthesisLayer(nn.Module):
             x = upfirdn2d(x, self.resample_filter, pad=(p0, p1, p0, p1), gain=self.up ** 2)
         if self.use_noise:
             if noise is None and noise_mode == 'random':
-                noise = torch.randn(x.shape[0], 1, self.res, self.res, device=x.device, dtype=x.dtype)
+                noise = batch_randn(x.shape[0], 1, self.res, self.res, device=x.device, dtype=x.dtype)
             elif noise is None and noise_mode == 'const': noise = self.noise_const
             if noise is not None: x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
         return lrelu_agc(x + self.bias.to(x.dtype)[None, :, None, None])
@@ -384,9 +384,9 @@ class MinibatchStd(nn.Module):
         N, C, H, W = x.shape
         G = min(self.group_size, N)
         while N % G: G -= 1
-        y = x.float().reshape(G, -1, self.n_chan, C // self.n_chan, H, W)  # sample n is in group n % (N // G)
-        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean([2, 3, 4])   # [N/G, n_chan]
-        y = y.reshape(-1, self.n_chan, 1, 1).repeat(G, 1, H, W)
+        y = x.float().reshape(-1, G, self.n_chan, C // self.n_chan, H, W)  # groups of G consecutive samples
+        y = (y - y.mean(1, keepdim=True)).square().mean(1).add(1e-8).sqrt().mean([2, 3, 4])   # [N/G, n_chan]
+        y = y.repeat_interleave(G, 0)[..., None, None].expand(-1, -1, H, W)
         return torch.cat([x, y.to(x.dtype)], 1)
 
 # %% ../nbs/06_stylegan2.ipynb #32eebacb
@@ -481,7 +481,7 @@ def path_lengths(synthesis,          # callable ws -> images in [-1, 1] (e.g. `G
                 )->Tensor:           # [N] lengths $\lVert J_w^\top y\rVert$
     "$\\lVert J_w^\\top y\\rVert$ with $y \\sim N(0, I)/\\sqrt{HW}$, averaged over the copies of w (path length regularisation)."
     img = synthesis(ws)
-    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    y = batch_randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
     g, = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
     return g.float().square().sum(2).mean(1).sqrt()
 
@@ -597,7 +597,7 @@ class PathLengthPenalty(LazyRegulariser):
     def penalty(self, real:Tensor)->Tensor:
         learn, m = self.learn, self.learn.model
         lengths = path_lengths(m.G.synthesis, learn.gen_ws(max(1, len(real) // self.batch_shrink)))
-        with torch.no_grad(): m.pl_mean.copy_(m.pl_mean.lerp(lengths.detach().mean(), self.decay))
+        with torch.no_grad(): m.pl_mean.copy_(m.pl_mean.lerp(all_mean(lengths.detach().mean()), self.decay))
         self.history.append(lengths.detach().mean().item())
         return (lengths - m.pl_mean).square().mean() * self.weight
 
@@ -615,7 +615,7 @@ class GeneratorEMA(Callback):
         m = self.learn.model
         hl = self.half_life_kimg * 1000
         if self.rampup is not None: hl = min(hl, m.n_img.item() * self.rampup)
-        beta = ema_decay(max(hl, 1e-8), find_bs(self.learn.xb))
+        beta = ema_decay(max(hl, 1e-8), find_bs(self.learn.xb) * world()[1])  # images of the global batch
         for pe, p in zip(m.G_ema.parameters(), m.G.parameters()): pe.copy_(p.detach().lerp(pe, beta))
         for be, b in zip(m.G_ema.buffers(), m.G.buffers()): be.copy_(b)
 
@@ -636,6 +636,7 @@ class GANMetric(Metric):
 # %% ../nbs/06_stylegan2.ipynb #671f6d9d
 class StyleGAN2Learner(Learner):
     "A fastai `Learner` whose step trains StyleGAN2's discriminator and generator, with lazy regularisation."
+    ddp_wrap = False  # under `ddp_ctx`: average gradients after each backward instead of wrapping G and D in DDP
     def __init__(self, dls,                     # DataLoaders of images in [0, 1] (batches `(xb,)` or `(xb, yb)`)
                  model:StyleGAN2,               # G, D and G_ema
                  style_mixing:float=0.9,        # probability of mixing two latents in the generator phase
@@ -674,12 +675,12 @@ class StyleGAN2Learner(Learner):
     def gen_ws(self, n:int, update_w_avg:bool=False, mixing:bool|None=None)->Tensor:
         "ws [n, n_ws, w_dim] for `n` fresh latents, with style mixing (in training, with probability `style_mixing`)."
         G = self.model.G
-        z = torch.randn(n, G.z_dim, device=self._device)
+        z = batch_randn(n, G.z_dim, device=self._device)
         ws = G.mapping(z, update_w_avg=update_w_avg)
         if mixing is None: mixing = self.training and G.n_ws > 1 and torch.rand([]).item() < self.style_mixing
         if mixing:
             cut = int(torch.randint(1, G.n_ws, []))
-            ws = torch.cat([ws[:, :cut], G.mapping(torch.randn_like(z))[:, cut:]], 1)
+            ws = torch.cat([ws[:, :cut], G.mapping(batch_randn_like(z))[:, cut:]], 1)
         return ws
 
     def _regs(self, phase): return [cb for cb in self.cbs if isinstance(cb, LazyRegulariser) and cb.phase == phase]
@@ -750,7 +751,7 @@ class StyleGAN2Learner(Learner):
         self._phase('D', real)
         self._phase('G', real)
         m.G.requires_grad_(True); m.D.requires_grad_(True)
-        m.n_img += len(real)
+        m.n_img += len(real) * world()[1]
         self.loss = (self.loss_D + self.loss_G).detach().float()
 
 # %% ../nbs/06_stylegan2.ipynb #a13d5000
