@@ -12,10 +12,11 @@ from torch import nn, Tensor
 from torch.utils.checkpoint import checkpoint
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner, AvgMetric
+from fastai.torch_core import get_model
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.schedule import ParamScheduler, LRFinder
 from fastai.optimizer import OptimWrapper
-from .core import bits_per_dim
+from .core import bits_per_dim, batch_rand_like
 from .train import SampleGrid, NaNGuard
 from .flows import ActNorm, InvConv2d, ZeroConv2d, AffineCoupling, Squeeze, FlowStep, _hi
 
@@ -237,7 +238,7 @@ def dequantize(self:Glow,
               )->Tensor:
     "The model's continuous input: `k/n_bins - 1/2 + U(0, 1/n_bins)`."
     k = torch.round(_plain(img).float() * (self.n_bins - 1))
-    u = torch.rand_like(k) if noise else torch.full_like(k, 0.5)
+    u = batch_rand_like(k) if noise else torch.full_like(k, 0.5)  # under DDP: this process's block of the global batch's noise
     return (k + u) / self.n_bins - 0.5
 
 @patch
@@ -387,9 +388,9 @@ class LinearWarmup(Callback):
 # %% ../nbs/04_glow.ipynb #d7c22cbb
 class ActNormInit(Callback):
     "Initialise every `ActNorm` of the model from the first training batch in `before_fit`, unless already initialised."
-    order = 1
+    order = 12  # after DDP's set-up (order 11): the first batch is then this process's share of the first global batch
     def before_fit(self):
-        m = self.learn.model
+        m = get_model(self.learn.model)
         ans = [o for o in m.modules() if isinstance(o, ActNorm)]
         if all(bool(o.initialized) for o in ans): return
         b = self.dls.train.one_batch()
