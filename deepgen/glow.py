@@ -10,7 +10,7 @@ import math, warnings
 import torch
 from torch import nn, Tensor
 from torch.utils.checkpoint import checkpoint
-from fastcore.basics import store_attr, patch
+from fastcore.basics import store_attr, patch, first
 from fastai.learner import Learner, AvgMetric
 from fastai.torch_core import get_model
 from fastai.callback.core import Callback, CancelFitException
@@ -393,7 +393,7 @@ class ActNormInit(Callback):
         m = get_model(self.learn.model)
         ans = [o for o in m.modules() if isinstance(o, ActNorm)]
         if all(bool(o.initialized) for o in ans): return
-        b = self.dls.train.one_batch()
+        b = first(self.dls.train)  # (fastai's `DistributedDL` has no `one_batch` before its first epoch)
         img = b[0]
         dev = next(m.parameters()).device
         check_images(img, m.n_bits)
@@ -416,7 +416,7 @@ class GlowCallback(Callback):
     "Pass labels to a class-conditional Glow, give fastai a batch size when batches have no target, and stop on a non-finite loss."
     order = -5
     def before_batch(self):
-        if getattr(self.learn.model, 'n_classes', None):
+        if getattr(get_model(self.learn.model), 'n_classes', None):  # (under DDP `learn.model` is the wrapper)
             if not self.yb: raise ValueError("This Glow is class-conditional: build the DataLoaders with labels=True.")
             self.learn.xb = (*self.xb, *self.yb)
         elif not self.yb: self.learn.yb = self.xb[:1]  # fastai measures the batch size on the target; the loss ignores it

@@ -18,6 +18,7 @@ from fastcore.foundation import L
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedLin, SchedCos, combine_scheds
 from fastai.learner import Learner, AvgMetric
+from fastai.torch_core import get_model
 from fastai.optimizer import OptimWrapper
 from .core import n_params, bits_per_dim, image_grid, all_mean, batch_rand_like, batch_randn_like
 from .train import NaNGuard, AutoMixedPrecision
@@ -552,7 +553,7 @@ class SpectralReg(Callback):
     def spectral_norms(self)->Tensor:
         "Largest singular value of every convolution (reshaped to a matrix), one power-iteration step further."
         out = []
-        with torch.autocast(self.learn.model.h0.device.type, enabled=False):
+        with torch.autocast(get_model(self.learn.model).h0.device.type, enabled=False):  # (under DDP `learn.model` is the wrapper)
             for k,cs in self.by_shape.items():
                 W = self._stack(cs)
                 u,v = self.uv[k] = self._power(W.detach(), *self.uv[k], self.n_iter)

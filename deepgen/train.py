@@ -1,4 +1,4 @@
-"""The callbacks every deepgen Learner shares: mixed precision on any device, sample grids, throughput, EMA weights, a NaN guard, checkpoints that resume exactly, and DDP that also runs on CPUs.
+"""The callbacks every deepgen Learner shares: mixed precision on any device, channels-last, compiled and fused-optimiser speed-ups, sample grids, throughput, EMA weights, a NaN guard, checkpoints that resume exactly, and DDP that also runs on CPUs.
 
 Docs: https://deepgen-dev.github.io/deepgen/train.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://deepgen-dev.github.io/deepgen/train.html.md"""
 
 # %% ../nbs/02_train.ipynb #5bf22398
 from __future__ import annotations
-import copy, functools, math, os, random, sys, time, warnings
+import copy, functools, inspect, math, os, random, sys, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -20,7 +20,7 @@ from fastai.torch_core import get_model, find_bs, find_device, to_float, rank_di
 from fastai.callback.core import Callback, CancelStepException, CancelFitException, CancelEpochException
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.progress import CSVLogger
-from fastai.optimizer import Optimizer
+from fastai.optimizer import Optimizer, OptimWrapper
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
 from .core import image_grid, atomic_save
@@ -28,8 +28,9 @@ try: import resource
 except ImportError: resource = None  # Windows: no peak RSS
 
 # %% auto #0
-__all__ = ['AutoMixedPrecision', 'rank0_only', 'SampleGrid', 'Throughput', 'ema_decay', 'EMA', 'NaNGuard', 'Checkpoint',
-           'init_distrib', 'ddp_ctx']
+__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'rank0_only',
+           'SampleGrid', 'Throughput', 'ema_decay', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
+           'convert_dist_bn', 'GradSync', 'ddp_ctx']
 
 # %% ../nbs/02_train.ipynb #e62663b4
 _amp_dtypes = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
@@ -95,6 +96,102 @@ def to_amp(self:Learner,
     from fastai.callback.fp16 import MixedPrecision
     self.remove_cbs([cb for cb in self.cbs if isinstance(cb, (AutoMixedPrecision, MixedPrecision))])
     return self.add_cb(AutoMixedPrecision(dtype, **scaler_kw))
+
+# %% ../nbs/02_train.ipynb #sp000003
+def _to_cl(x):
+    "A 4-D floating tensor in channels-last memory format; anything else unchanged."
+    if isinstance(x, Tensor) and x.ndim == 4 and x.is_floating_point(): return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+class ChannelsLast(Callback):
+    "Keep the model's 4-D weights and every 4-D floating tensor of the input batch in channels-last memory format."
+    order = -20  # before the callbacks that read or copy the inputs (Glow's and NVAE's own)
+    def before_fit(self): get_model(self.learn.model).to(memory_format=torch.channels_last)
+    def before_batch(self): self.learn.xb = tuple(_to_cl(x) for x in self.xb)
+
+@patch
+def to_channels_last(self:Learner)->Learner:
+    "Train with the weights and input batches in channels-last (NHWC) memory format; shapes stay `[B, C, H, W]`."
+    self.remove_cbs([cb for cb in self.cbs if isinstance(cb, ChannelsLast)])
+    get_model(self.model).to(memory_format=torch.channels_last)
+    return self.add_cb(ChannelsLast())
+
+# %% ../nbs/02_train.ipynb #sp000008
+def _eager_or_compiled(m, compiled, eager_when, *args, **kwargs):
+    "Call module `m` eagerly (its hooks and `forward`) when `eager_when()` is true, else through `compiled`."
+    return m._call_impl(*args, **kwargs) if eager_when() else compiled(*args, **kwargs)
+
+def compile_modules(model:nn.Module,  # the model (a DDP wrapper is looked through)
+                    names=None,       # name(s) of submodules to compile, e.g. `['G.mapping', 'D']`; the whole model when `None`
+                    eager_when=None,  # `eager_when()` true: the compiled modules run eagerly for that call
+                    **compile_kw,     # passed to `torch.compile` (`mode`, `backend`, `dynamic`, ...)
+                   )->list:
+    "Compile `model`, or its submodules `names`, in place with `nn.Module.compile`, so that every caller runs compiled code."
+    model = get_model(model)
+    names = [names] if isinstance(names, str) else list(names or [])
+    mods = []
+    for n in names:
+        try: mods.append(model.get_submodule(n))
+        except AttributeError:
+            kids = ', '.join(repr(k) for k,_ in model.named_children())
+            raise ValueError(f"The model ({type(model).__name__}) has no submodule {n!r}: give dotted names under its children {kids}.") from None
+    for m in mods or [model]:
+        m.compile(**compile_kw)
+        if eager_when is not None:  # `nn.Module.compile` keeps the compiled call in `_compiled_call_impl`: route it
+            m._compiled_call_impl = functools.partial(_eager_or_compiled, m, m._compiled_call_impl, eager_when)
+    return mods or [model]
+
+@patch
+def to_compiled(self:Learner,
+                names=None,       # submodules to compile, e.g. `['G.mapping', 'G.synthesis', 'D']`; the whole model when `None`
+                eager_when=None,  # `eager_when(learn)` true: the compiled modules run eagerly for that call
+                **compile_kw,     # passed to `torch.compile`
+               )->Learner:
+    "Compile the model (or its submodules `names`) in place with `torch.compile`, for the Learner's step and every other caller."
+    compile_modules(self.model, names, None if eager_when is None else functools.partial(eager_when, self), **compile_kw)
+    return self
+
+# %% ../nbs/02_train.ipynb #sp000017
+def fused_torch_optimizer(opt:torch.optim.Optimizer, # a PyTorch optimiser
+                         )->torch.optim.Optimizer:
+    "The same PyTorch optimiser (groups, hyper-parameters, state) stepping with PyTorch's fused kernel, or with `foreach` where it has none."
+    cls = type(opt)
+    ps = inspect.signature(cls.__init__).parameters
+    if 'fused' in ps: flags = dict(fused=True, foreach=False)
+    else:
+        flags = dict(foreach=True)
+        warnings.warn(f"torch.optim.{cls.__name__} has no fused kernel in PyTorch {torch.__version__} (Adam, AdamW, SGD and Adagrad "
+                      "have one): it steps with foreach=True (a few multi-tensor kernels per update) instead.")
+    flags = {k: v for k,v in flags.items() if k in ps}
+    sd = opt.state_dict()
+    for g in sd['param_groups']: g.update(flags)  # `load_state_dict` restores the groups' settings too
+    new = cls([{**g, **flags} for g in opt.param_groups], **{**{k: v for k,v in opt.defaults.items() if k in ps}, **flags})
+    new.load_state_dict(sd)
+    return new
+
+def fused_opt(opt):
+    "`opt` stepping with fused kernels: a PyTorch optimiser, or one inside fastai's `OptimWrapper`; fastai's own optimisers are returned unchanged, with a warning."
+    if isinstance(opt, torch.optim.Optimizer): return fused_torch_optimizer(opt)
+    if isinstance(getattr(opt, 'opt', None), torch.optim.Optimizer):
+        opt.opt = fused_torch_optimizer(opt.opt)
+        return opt
+    warnings.warn(f"{type(opt).__name__} is not a PyTorch optimiser: fastai's own optimisers (built by `Optimizer`: its Adam, SGD, ..., "
+                  "and wrappers of them) update each parameter in Python and have no fused kernel. For one, build the Learner with a "
+                  "PyTorch optimiser, e.g. `opt_func=partial(OptimWrapper, opt=torch.optim.AdamW)` (the update fastai's Adam makes with "
+                  "its default decoupled weight decay). The optimiser is left as it was.")
+    return opt
+
+def _fused_opt_func(opt_func, *args, **kwargs): return fused_opt(opt_func(*args, **kwargs))
+
+@patch
+def to_fused(self:Learner)->Learner:
+    "Step with PyTorch's fused optimiser kernel (Adam, AdamW, SGD, Adagrad), `foreach` where there is none; warn for fastai's own optimisers."
+    if self.opt is None: self.create_opt()
+    self.opt = fused_opt(self.opt)
+    if isinstance(getattr(self.opt, 'opt', self.opt), torch.optim.Optimizer) and not (
+        isinstance(self.opt_func, functools.partial) and self.opt_func.func is _fused_opt_func):
+        self.opt_func = functools.partial(_fused_opt_func, self.opt_func)  # an optimiser created later is fused too
+    return self
 
 # %% ../nbs/02_train.ipynb #51d4748c
 def rank0_only(f):
@@ -304,14 +401,22 @@ def after_epoch(self:SkipToEpoch):
 
 @patch
 def before_fit(self:CSVLogger):
-    "Open the log and write its header, unless appending to a log that has one already (a resumed run)."
-    if hasattr(self, 'gather_preds'): return
+    "Open the log and write its header, unless appending to a log that has one already (a resumed run); rank 0 only under DDP."
+    self.file = None
+    if hasattr(self, 'gather_preds') or rank_distrib(): return
     f = self.path/self.fname
     f.parent.mkdir(parents=True, exist_ok=True)
     has_header = self.append and f.exists() and f.stat().st_size > 0
     self.file = f.open('a' if self.append else 'w')
     if not has_header: self.file.write(','.join(self.recorder.metric_names) + '\n')
     self.old_logger,self.learn.logger = self.logger,self._write_line
+
+@patch
+def after_fit(self:CSVLogger):
+    "Close the log and give the logger back."
+    if self.file is None: return
+    self.file.close()
+    self.learn.logger = self.old_logger
 
 # %% ../nbs/02_train.ipynb #7cefc162
 _CKPT_FORMAT = 'deepgen-checkpoint'
@@ -450,10 +555,68 @@ def init_distrib(backend:str|None=None, # 'nccl' or 'gloo'; NCCL when CUDA is av
         dist.init_process_group(backend or ('nccl' if cuda else 'gloo'))
     return torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
 
+# %% ../nbs/02_train.ipynb #f2461ae4
+class DistBatchNorm2d(nn.BatchNorm2d):
+    "`BatchNorm2d` whose training statistics are those of the global batch over all processes, on any backend (gradients included)."
+    def forward(self, x:Tensor)->Tensor:
+        if not self.training or not (dist.is_available() and dist.is_initialized()): return super().forward(x)
+        W = dist.get_world_size()
+        from torch.distributed.nn.functional import all_reduce  # differentiable: its backward all-reduces the gradients
+        n = W * x.numel() // x.shape[1]
+        xd = x.double()
+        mean, sq = (all_reduce(torch.stack([xd.sum((0, 2, 3)), xd.square().sum((0, 2, 3))])) / n).unbind(0)
+        var = (sq - mean.square()).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
+                self.running_mean.lerp_(mean.to(self.running_mean), m)
+                self.running_var.lerp_((var * n / max(n - 1, 1)).to(self.running_var), m)  # unbiased, as BatchNorm keeps it
+        y = (xd - mean[:, None, None]) * torch.rsqrt(var + self.eps)[:, None, None]
+        if self.affine: y = y * self.weight[:, None, None] + self.bias[:, None, None]
+        return y.to(x.dtype)
+
+def convert_dist_bn(m:nn.Module)->nn.Module:
+    "`m` with every `BatchNorm2d` replaced by a `DistBatchNorm2d` holding the same parameters and statistics."
+    if type(m) is nn.BatchNorm2d:
+        bn = DistBatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats).to(m.weight.device if m.affine else 'cpu')
+        bn.load_state_dict(m.state_dict()); bn.train(m.training)
+        return bn
+    for name, c in m.named_children(): setattr(m, name, convert_dist_bn(c))
+    return m
+
+# %% ../nbs/02_train.ipynb #b1718453
+def _sync_rng():
+    "Give every process the random-number-generator state of rank 0 (torch's CPU generator and the current CUDA device's)."
+    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+    for get,put in [(torch.get_rng_state, torch.set_rng_state)] + ([(torch.cuda.get_rng_state, torch.cuda.set_rng_state)] if dev.type == 'cuda' else []):
+        t = get().to(dev); dist.broadcast(t, 0); put(t.cpu())
+
+class GradSync(Callback):
+    "DDP without the wrapper: rank 0's weights to all, `DistributedDL` data, and gradients averaged after every backward."
+    order = 11  # where fastai's `DistributedTrainer` sits: before the callbacks that step or inspect gradients
+    def before_fit(self):
+        for t in self.learn.model.state_dict().values(): dist.broadcast(t, 0)
+        self.old_dls = list(self.dls)
+        self.learn.dls.loaders = [self._wrap(dl) for dl in self.dls]
+        if rank_distrib(): self.learn.logger = lambda *a, **k: None
+    def _wrap(self, dl): return dl if isinstance(dl, DistributedDL) else DistributedDL(dl, dist.get_rank(), dist.get_world_size())
+    def before_train(self): self.learn.dl = self._wrap(self.learn.dl)
+    def before_validate(self): self.learn.dl = self._wrap(self.learn.dl)
+    def after_backward(self):
+        gs = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
+        if not gs: return
+        flat = torch.cat([g.flatten() for g in gs])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        for g, f in zip(gs, flat.split([g.numel() for g in gs])): g.copy_(f.view_as(g))
+    def after_fit(self): self.learn.dls.loaders = self.old_dls
+
+# %% ../nbs/02_train.ipynb #082807f9
 @contextmanager
-def ddp_ctx(learn:Learner,      # the Learner to train with DDP
-            sync_bn:bool=False, # convert BatchNorm layers to `SyncBatchNorm` (CUDA only)
-            **kwargs,           # passed to fastai's `distrib_ctx` (and on to `accelerate.Accelerator`)
+def ddp_ctx(learn:Learner,     # the Learner to train with DDP
+            sync_bn:bool=True, # batch-norm statistics over the global batch (`SyncBatchNorm` on CUDA, `DistBatchNorm2d` on CPUs)
+            **kwargs,          # passed to fastai's `distrib_ctx` (and on to `accelerate.Accelerator`)
            ):
     "Train `learn` with DDP on CUDA (NCCL) or CPUs (Gloo) when launched by `torch.distributed.run`; a no-op in one process."
     if num_distrib() <= 1:
@@ -462,7 +625,16 @@ def ddp_ctx(learn:Learner,      # the Learner to train with DDP
     if DistributedDL is None: raise ImportError("DDP training needs `accelerate`: pip install 'deepgen[distributed]'.")
     started = not dist.is_initialized()
     init_distrib()
+    nccl = dist.get_backend() == 'nccl'
     try:
-        with learn.distrib_ctx(sync_bn=sync_bn, cpu=dist.get_backend() != 'nccl', **kwargs): yield learn
+        _sync_rng()
+        if sync_bn and not nccl: learn.model = convert_dist_bn(learn.model)
+        if getattr(learn, 'ddp_wrap', True):
+            with learn.distrib_ctx(sync_bn=sync_bn and nccl, cpu=not nccl, **kwargs): yield learn
+        else:
+            cb = GradSync()
+            learn.add_cb(cb)
+            try: yield learn
+            finally: learn.remove_cb(cb)
     finally:
         if started and dist.is_initialized(): dist.destroy_process_group()

@@ -65,3 +65,25 @@ def test_help_explains_options():
     r = deepgen('train', '--help')
     assert r.returncode == 0
     for opt in ('--data', '--epochs', '--out', '--precision', '--resume', '--preset'): assert opt in r.stdout
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+LAUNCHERS = {'torchrun': lambda port: [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port)],
+             'accelerate': lambda port: [shutil.which('accelerate') or 'accelerate', 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
+                                         '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', str(port)]}
+
+@pytest.mark.parametrize('launcher,model', [('torchrun', 'glow'), ('torchrun', 'stylegan2'), ('accelerate', 'nvae')])
+def test_train_under_launchers(launcher, model, tmp_path):
+    "The README's multi-process commands, on two CPU processes (Gloo): one set of files, written by rank 0."
+    if launcher == 'accelerate' and not shutil.which('accelerate'): pytest.skip("accelerate is not installed (deepgen's `distributed` extra)")
+    out = tmp_path/model
+    r = subprocess.run([*LAUNCHERS[launcher](_free_port()), '-m', 'deepgen.cli', 'train', model, '--epochs', '1', '--bs', '8',
+                        '--max-items', '64', '--out', str(out)], capture_output=True, text=True, env={**ENV, 'OMP_NUM_THREADS': '1'}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('"model"') == 2   # both processes trained and printed their summary
+    assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pth', 'history.csv', 'model.pkl', 'samples', 'summary.json']
+    hist = (out/'history.csv').read_text().splitlines()
+    assert len(hist) == 2 and float(hist[1].split(',')[hist[0].split(',').index('img_per_sec')]) > 0
