@@ -5,34 +5,54 @@ step with and without gradient checkpointing, and the importance-weighted test N
 
     python benchmarks/nvae.py --steps 2 --iw-samples 4 --iw-images 16      # a dry run: seconds
     python benchmarks/nvae.py --steps 500 --threads 1,all --iw-samples 100 --iw-images 1000 --out nvae.json
+
+The speed options shared by every benchmark (--amp, --channels-last/--no-channels-last, --compile, --fused; see
+benchmarks/_speed.py; --precision is the old name of --amp) apply to every Learner here; the JSON also gives the FLOPs of
+one training step and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on
+random images, at the DESIGN configuration (`--config design`) or the paper's CIFAR-10 model (`--config paper`):
+
+    python benchmarks/nvae.py --speed --config paper --device cuda --steps 30
+    python benchmarks/nvae.py --speed --device cpu --steps 2     # also runs without fastai (a plain PyTorch loop)
 """
 import argparse, json, os, resource, subprocess, sys, threading, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT/'benchmarks'))
+import _speed as S   # first: puts stand-ins for fastai & co in place when they are not installed (see _bare.py)
 
 import torch
 from fastai.callback.core import Callback, CancelValidException
 
 PRESET = 'bench'
+BS = 16
+CONFIGS = dict(
+    design=dict(preset='bench', shape=(1, 32, 32), bs=16, gpu_steps=100,
+                desc='DESIGN.md: 2 scales x 2 groups, 16 channels (about 1.9M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
+    paper=dict(preset='cifar10', shape=(3, 32, 32), bs=32, gpu_steps=30,
+               desc="the paper's CIFAR-10 model: 30 groups of 20 latents at 16x16, 128 channels, 2 cells per group, "
+                    "mixture of 10 logistics; 3x32x32, batch 32 per GPU (the reference code's)",
+               dry=dict(kw=dict(groups=(2,)), bs=2, note='batch 2, and 2 latent groups instead of 30 (a training step of the full model takes a minute on 2 CPU cores)')),
+)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--steps', type=int, default=200, help='training steps before the quality figure')
+    p.add_argument('--steps', type=int, default=None, help='training steps before the quality figure (default 200; with --speed: timed steps)')
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument('--threads', default='1,all', help="comma-separated CPU thread counts to time ('all' = every core)")
     p.add_argument('--data', default='mnist', help="'mnist' (padded to 32x32), 'digits' (resized to 32x32), or an .npz/folder path")
     p.add_argument('--iw-samples', type=int, default=100, help='importance samples per test image')
     p.add_argument('--iw-images', type=int, default=1000, help='test images for the importance-weighted NLL')
-    p.add_argument('--bs', type=int, default=16, help='batch size')
+    p.add_argument('--bs', type=int, default=None, help=f'batch size (default {BS}; with --speed: the configuration\'s)')
     p.add_argument('--time-steps', type=int, default=20, help='steps timed for each thread count (after 2 warm-up steps)')
     p.add_argument('--quality-threads', type=int, default=None, help='threads for the quality run (default: the largest of --threads)')
-    p.add_argument('--precision', default=None, help="'bf16' or 'fp16' mixed precision (default float32)")
+    p.add_argument('--precision', dest='amp', default=argparse.SUPPRESS, choices=['bf16', 'fp16', 'none', 'auto'], help=argparse.SUPPRESS)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-memory', action='store_true', help='skip the checkpointing memory measurement')
     p.add_argument('--out', default=None, help='also write the JSON to this file')
     p.add_argument('--mem-child', default=None, help=argparse.SUPPRESS)
+    S.add_speed_args(p, CONFIGS, device_default=None, steps=False)
     return p.parse_args(argv)
 
 def thread_counts(spec):
@@ -59,11 +79,51 @@ class _Timer(Callback):
             if self.learn.dls.device.type == 'cuda': torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.t0)
 
-def make_learner(dls, args, **kw):
+def apply_options(learn, opts, notes=None):
+    "The speed options on an NVAE Learner (compiling the whole model: its step is one forward pass)."
+    if opts.amp: learn.to_amp(opts.amp)
+    if opts.channels_last: learn.to_channels_last()
+    if opts.fused:
+        _, n = S.fuse_with_notes(learn.to_fused)
+        if notes is not None: notes += n
+    if opts.compile: learn.to_compiled()
+    return learn
+
+def make_learner(dls, args, notes=None, **kw):
     from deepgen.core import set_seed
     from deepgen.nvae import nvae_learner
     set_seed(args.seed)
-    return nvae_learner(dls, preset=PRESET, precision=args.precision, cbs=[_SkipValid()], **kw)
+    learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, cbs=[_SkipValid()], **kw)
+    return apply_options(learn, args.opts, notes)
+
+def plain_step(opts, device, bs, cfg=CONFIGS['design']):
+    """NVAE's training step for a plain PyTorch loop, as `nvae_learner` trains: the negative ELBO in bits/dim (during the KL
+    warm-up, with KL balancing), spectral regularisation (lambda 1e-2), Adamax (lr 1e-2, eps 1e-3, wd 3e-4)."""
+    from types import SimpleNamespace
+    from deepgen.nvae import nvae_preset, NVAELoss, SpectralReg
+    from deepgen.train import compile_modules, fused_torch_optimizer
+    model = nvae_preset(cfg['preset'], channels_last=opts.channels_last, **cfg.get('kw', {})).to(device)
+    x = S.synthetic_batch(cfg['shape'], bs, device, channels_last=opts.channels_last)
+    loss_fn = NVAELoss(model.n_dims, model.kl_alpha)
+    loss_fn.kl_coeff, loss_fn.balance = 0.5, True          # as KLWarmup sets them half-way through the warm-up
+    sr = SpectralReg(1e-2)
+    sr.learn = SimpleNamespace(model=model, loss_func=loss_fn)
+    sr.before_fit()
+    opt, notes = torch.optim.Adamax(model.parameters(), lr=1e-2, eps=1e-3, weight_decay=3e-4), []
+    if opts.fused: opt, notes = S.fuse_with_notes(lambda: fused_torch_optimizer(opt))
+    step = S.Stepper(device, opts.amp)
+    def train_step(x):
+        with S.amp_ctx(device, opts.amp):
+            loss = loss_fn(model(x))
+            loss = loss + sr.lam * sr.scale * sr.penalty()
+        step(loss, opt)
+    return dict(model=model, phases=[('step', train_step, 1)], batch=x, opt_info=S.optimizer_info(opt, notes),
+                compile=lambda: compile_modules(model))
+
+def learner_for(dls, opts, cfg):
+    "`nvae_learner` at configuration `cfg` for the speed run (the options are applied by `_speed.speed_run`)."
+    from deepgen.nvae import nvae_learner
+    return nvae_learner(dls, preset=cfg['preset'], channels_last=opts.channels_last, cbs=[_SkipValid()], **cfg.get('kw', {})), {}, None
 
 def train_throughput(args, n_threads):
     "Training images/second with `n_threads` CPU threads, over `--time-steps` steps of `nvae_learner`."
@@ -119,10 +179,12 @@ def train_and_evaluate(args):
     from deepgen.core import bits_per_dim, n_params, set_seed
     from deepgen.nvae import iw_nll
     dls = dls_for(args, args.steps*args.bs)
-    learn = make_learner(dls, args)
+    notes = []
+    learn = make_learner(dls, args, notes)
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_nvae(1)
     train_s = time.perf_counter() - t0
+    opt_info = S.optimizer_info(learn.opt, notes)
     model = learn.model.eval()
     td = dls_for(args, max(args.iw_images, args.bs))
     xt = torch.cat([b[0] for b in (td.test if td.test is not None else td.valid)])[:args.iw_images]
@@ -134,7 +196,7 @@ def train_and_evaluate(args):
     with torch.no_grad(): nelbo = torch.cat([nelbo_of(x) for x in xt.split(256)])
     nll = iw_nll(model, xt, k=args.iw_samples, bs=1024)
     D = model.n_dims
-    return dict(params=n_params(model), train_steps=len(dls.train), train_seconds=round(train_s, 1),
+    return dict(params=n_params(model), optimizer=opt_info, train_steps=len(dls.train), train_seconds=round(train_s, 1),
                 test_images=len(xt), iw_samples=args.iw_samples, eval_seconds=round(time.perf_counter() - t0, 1),
                 test_nelbo_nats=round(nelbo.mean().item(), 3), test_nelbo_bpd=round(bits_per_dim(nelbo.mean().item(), D), 4),
                 test_iw_nll_nats=round(nll.mean().item(), 3), test_iw_nll_bpd=round(bits_per_dim(nll.mean().item(), D), 4))
@@ -142,12 +204,21 @@ def train_and_evaluate(args):
 def main(argv=None):
     args = parse_args(argv)
     if args.mem_child is not None: return memory_child(args, bool(int(args.mem_child)))
+    args.opts = S.Options(args, S.check_device(args.device))
+    if args.speed or not S.FASTAI:   # without fastai only the plain PyTorch step can be timed (and no NLL figure)
+        torch.set_num_threads(max(thread_counts(args.threads)))
+        skipped = {} if args.speed else dict(skipped='the NLL figures, the memory comparison and the fastai Learner need fastai, which is not installed')
+        return S.speed_main('nvae', args, CONFIGS, learner_for, plain_step, skipped, out=args.out)
+    if args.steps is None: args.steps = 200
+    if args.bs is None: args.bs = BS
     from deepgen.nvae import NVAE_PRESETS
     threads = thread_counts(args.threads)
     res = dict(benchmark='nvae', preset=PRESET, config={k: list(v) if isinstance(v, tuple) else v for k,v in NVAE_PRESETS[PRESET].items()},
-               data=args.data, batch_size=args.bs, device=args.device, precision=args.precision or 'fp32',
+               data=args.data, batch_size=args.bs, device=args.device, precision=args.opts.amp or 'fp32', options=args.opts.as_dict(),
                torch=torch.__version__, cpu_count=os.cpu_count())
     res['train_img_per_s'] = {str(t): train_throughput(args, t) for t in threads}
+    best = max((v for v in res['train_img_per_s'].values() if v), default=None)
+    res.update(S.flop_fields(S.plain_flops(plain_step(args.opts.eager(), args.device, args.bs)), best, args.bs, args.device, args.opts.amp))
     if not args.no_memory:
         res['peak_memory_mib'] = {'checkpoint_off': peak_memory(args, False), 'checkpoint_on': peak_memory(args, True)}
     qt = args.quality_threads or max(threads)

@@ -20,10 +20,38 @@ penultimate-layer features of a small CNN classifier trained on MNIST by `deepge
     python benchmarks/stylegan2.py                       # default: 64 steps, threads 1 and all, quality after 64 steps
     python benchmarks/stylegan2.py --steps 16 --quality-steps 320 --samples samples.png   # a longer quality run
     python benchmarks/stylegan2.py --steps 2 --repeats 1 --quality-steps 2 --n-fid 256   # a dry run in a few minutes
+
+The speed options shared by every benchmark (--amp, --channels-last/--no-channels-last, --compile, --fused; see
+benchmarks/_speed.py) apply to every Learner here. `--compile` compiles G.mapping, G.synthesis and D in place and runs
+them eagerly in the R1 and path-length steps (compiled graphs have no double backward); `--fused` cannot fuse the
+Learner's optimiser, fastai's own Adam (it warns and says so in the JSON), while the plain PyTorch loop uses
+torch.optim.Adam, fused. The JSON also gives the FLOPs of one training step (R1 and path length weighted by how often
+they run) and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on random
+images, at the DESIGN configuration (`--config design`) or config F's networks at 256x256 (`--config paper`):
+
+    python benchmarks/stylegan2.py --speed --config paper --device cuda --steps 32
+    python benchmarks/stylegan2.py --speed --device cpu --steps 2     # also runs without fastai (a plain PyTorch loop)
 """
 from __future__ import annotations
 import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _speed as S   # first: puts stand-ins for fastai & co in place when they are not installed (see _bare.py)
+
+BS = 16
+CONFIGS = dict(
+    design=dict(preset='benchmark', kw={}, shape=(1, 32, 32), bs=16, gpu_steps=64,
+                desc='DESIGN.md: 32x32, 1 channel, channel base 2048, channel max 128, z and w 128, 2-layer mapping '
+                     '(G about 1.05M, D about 1.15M parameters); batch 16; lazy R1 every 16, path length every 4'),
+    paper=dict(preset='config-f', kw=dict(size=256), shape=(3, 256, 256), bs=32, gpu_steps=32,
+               desc="config F's networks (channel base 32768, channel max 512, 8-layer mapping, z and w 512) at 256x256x3, "
+                    "the paper's LSUN setting; batch 32 (the paper's); lazy R1 every 16, path length every 4",
+               dry=dict(kw=dict(size=16), shape=(3, 16, 16), bs=2,
+                        note='batch 2, and 16x16 instead of 256x256 (a training step at 256x256 takes minutes on 2 CPU cores)')),
+)
+COMPILE_NAMES = ['G.mapping', 'G.synthesis', 'D']
+def _in_reg_step(learn): return str(learn.phase).endswith('_reg')   # R1 and path length differentiate a gradient
 
 
 def _peak_mem_mib(device):
@@ -40,13 +68,100 @@ def _dls(args):
     return image_dls('mnist', pad=2, bs=args.bs, device=args.device, **kw)
 
 
-def _learner(dls, args, v):
+def _learner(dls, args, v, notes=None):
     from deepgen.stylegan2 import stylegan2_learner
     lazy = v.get('lazy', True)
     learn = stylegan2_learner(dls, 'benchmark', r1_every=16 if lazy else 1, pl_every=4 if lazy else 1,
                               ema_kimg=args.bs * 10 / 32, ema_rampup=0.05)
     learn.model.G.grouped = learn.model.G_ema.grouped = v.get('grouped', False)
+    return apply_options(learn, args.opts, notes)
+
+
+def apply_options(learn, opts, notes=None):
+    "The speed options on a StyleGAN2 Learner (compiling the three networks its step calls, eager in the R1/path-length steps)."
+    if opts.amp: learn.to_amp(opts.amp)
+    if opts.channels_last: learn.to_channels_last()
+    if opts.fused:
+        _, n = S.fuse_with_notes(learn.to_fused)
+        if notes is not None: notes += n
+    if opts.compile: learn.to_compiled(COMPILE_NAMES, eager_when=_in_reg_step)
     return learn
+
+
+def plain_step(opts, device, bs, cfg=CONFIGS['design']):
+    """StyleGAN2's training step for a plain PyTorch loop, as `StyleGAN2Learner` takes it: a D step (non-saturating logistic
+    loss), R1 every 16 steps, a G step (style mixing 0.9), path length every 4 steps on half the batch, the EMA of G;
+    torch.optim.Adam (lr 0.002, betas (0, 0.99)) for each network with the lazy-regularisation corrections."""
+    import torch
+    from deepgen.stylegan2 import (build_stylegan2, StyleGAN2, stylegan2_presets, d_logistic_loss, g_nonsaturating_loss,
+                                   r1_penalty, path_lengths, lazy_correction)
+    from deepgen.train import compile_modules, fused_torch_optimizer, ema_decay
+    torch.manual_seed(0)
+    m = StyleGAN2(*build_stylegan2(cfg['preset'], **cfg['kw'])).to(device)
+    if opts.channels_last: m.to(memory_format=torch.channels_last)
+    G, D = m.G, m.D
+    gamma, r1_every, pl_every, pl_weight, pl_decay = stylegan2_presets[cfg['preset']].get('r1_gamma', 10.), 16, 4, 2., 0.01
+    notes = []
+    def adam(params, every):
+        c = lazy_correction(every)
+        o = torch.optim.Adam(params, lr=0.002 * c, betas=(0., 0.99 ** c), eps=1e-8)
+        if opts.fused:
+            o, n = S.fuse_with_notes(lambda: fused_torch_optimizer(o)); notes.extend(n)
+        return o
+    opt_G, opt_D = adam(G.parameters(), pl_every), adam(D.parameters(), r1_every)
+    x = S.synthetic_batch(cfg['shape'], bs, device, channels_last=opts.channels_last)
+    step, ac = S.Stepper(device, opts.amp), (lambda: S.amp_ctx(device, opts.amp))
+    beta = ema_decay(10_000, bs)
+    eager = [False]
+    def gen_ws(n, update_w_avg=False):
+        z = torch.randn(n, G.z_dim, device=device)
+        ws = G.mapping(z, update_w_avg=update_w_avg)
+        if G.n_ws > 1 and torch.rand([]).item() < 0.9:
+            cut = int(torch.randint(1, G.n_ws, []))
+            ws = torch.cat([ws[:, :cut], G.mapping(torch.randn_like(z))[:, cut:]], 1)
+        return ws
+    def phase(net):
+        G.requires_grad_(net == 'G'); D.requires_grad_(net == 'D')
+    def d_step(x):
+        phase('D')
+        with ac():
+            with torch.no_grad(): fake = G.render(gen_ws(len(x), update_w_avg=True))
+            loss = d_logistic_loss(D(x), D(fake))
+        step(loss, opt_D)
+    def d_reg(x):
+        phase('D'); eager[0] = True
+        with ac(): loss = r1_penalty(D, x).mean() * (gamma / 2) * r1_every
+        step(loss, opt_D); eager[0] = False
+    def g_step(x):
+        phase('G')
+        with ac(): loss = g_nonsaturating_loss(D(G.render(gen_ws(len(x)))))
+        step(loss, opt_G)
+    def g_reg(x):
+        phase('G'); eager[0] = True
+        with ac():
+            lengths = path_lengths(G.synthesis, gen_ws(max(1, len(x) // 2)))
+            with torch.no_grad(): m.pl_mean.copy_(m.pl_mean.lerp(lengths.detach().mean(), pl_decay))
+            loss = (lengths - m.pl_mean).square().mean() * pl_weight * pl_every
+        step(loss, opt_G); eager[0] = False
+    @torch.no_grad()
+    def ema(x):
+        G.requires_grad_(True); D.requires_grad_(True)
+        for pe, p in zip(m.G_ema.parameters(), G.parameters()): pe.copy_(p.detach().lerp(pe, beta))
+        for be, b in zip(m.G_ema.buffers(), G.buffers()): be.copy_(b)
+        m.n_img += len(x)
+    phases = [('D', d_step, 1), ('D_reg', d_reg, r1_every), ('G', g_step, 1), ('G_reg', g_reg, pl_every), ('ema', ema, 1)]
+    info = S.optimizer_info(opt_G, notes)
+    info['name'] += ' (one for G, one for D)'
+    return dict(model=m, phases=phases, batch=x, opt_info=info, every=dict(D_reg=r1_every, G_reg=pl_every),
+                compile=lambda: compile_modules(m, COMPILE_NAMES, eager_when=lambda: eager[0]))
+
+
+def learner_for(dls, opts, cfg):
+    "`stylegan2_learner` at configuration `cfg` for the speed run (the options are applied by `_speed.speed_run`)."
+    from deepgen.stylegan2 import stylegan2_learner, LazyRegulariser
+    learn = stylegan2_learner(dls, cfg['preset'], **cfg['kw'])
+    every = {f'{cb.phase}_reg': cb.every for cb in learn.cbs if isinstance(cb, LazyRegulariser)}
+    return learn, dict(names=COMPILE_NAMES, eager_when=_in_reg_step), every
 
 
 def _timed_window(learn, n_steps, warm, dev):
@@ -78,7 +193,8 @@ def worker(args, cfg):
     set_seed(0)
     dls = _dls(args)
     variants = cfg.get('variants', [dict(name='lazy, non-grouped')])
-    learners = [_learner(dls, args, v) for v in variants]
+    notes = []
+    learners = [_learner(dls, args, v, notes) for v in variants]
     n_steps = cfg['steps']
     secs = {v['name']: [] for v in variants}
     for r in range(cfg.get('rounds', 1)):
@@ -86,6 +202,7 @@ def worker(args, cfg):
             secs[v['name']].append(_timed_window(learn, n_steps, cfg.get('warmup', 0) if r == 0 else 0, dev))
     m = learners[0].model
     out = dict(threads=torch.get_num_threads(), steps=n_steps, peak_mem_mib=_peak_mem_mib(dev),
+               optimizer=S.optimizer_info(learners[0].opt, notes),
                params_G=n_params(m.G), params_D=n_params(m.D),
                variants={k: dict(img_per_sec=n_steps * args.bs / min(v), img_per_sec_each=[n_steps * args.bs / t for t in v],
                                  sec_per_step=min(v) / n_steps) for k, v in secs.items()})
@@ -123,7 +240,7 @@ def run(args, cfg):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--steps', type=int, default=64, help='timed training steps per window (rounded up to a multiple of 16)')
+    p.add_argument('--steps', type=int, default=None, help='timed training steps per window (rounded up to a multiple of 16; default 64)')
     p.add_argument('--warmup', type=int, default=4, help='untimed steps before the first timed window')
     p.add_argument('--repeats', type=int, default=3, help='timed windows per measurement (the best is reported)')
     p.add_argument('--quality-steps', type=int, default=None, help='training steps before the quality figure (default: --steps)')
@@ -132,12 +249,22 @@ def main():
     p.add_argument('--threads', default='1,all', help="comma-separated thread counts for the throughput runs ('all': every core)")
     p.add_argument('--compare-threads', default='1', help="thread count of the lazy/grouped comparisons and the quality run ('all': every core)")
     p.add_argument('--data', default=None, help='path to mnist.npz (default: deepgen.data searches the usual places)')
-    p.add_argument('--bs', type=int, default=16)
+    p.add_argument('--bs', type=int, default=None, help=f'batch size (default {BS}; with --speed: the configuration\'s)')
     p.add_argument('--samples', default=None, help='write a grid of 64 samples of the quality run here (PNG)')
     p.add_argument('--skip', default='', help="comma-separated parts to skip: throughput, compare, quality")
     p.add_argument('--out', default=None, help='also write the JSON here')
     p.add_argument('--_worker', default=None, help=argparse.SUPPRESS)
+    S.add_speed_args(p, CONFIGS, device_default=None, steps=False)
     args = p.parse_args()
+    import torch
+    args.opts = S.Options(args, S.check_device(args.device))
+    if args.speed or not S.FASTAI:   # without fastai only the plain PyTorch step can be timed (and no FID)
+        if args.device == 'cpu': torch.set_num_threads(max(os.cpu_count() if t == 'all' else int(t) for t in args.threads.split(',')))
+        skipped = {} if args.speed else dict(skipped='the FID/KID figures, the comparisons and the fastai Learner need fastai, which is not installed')
+        S.speed_main('stylegan2', args, CONFIGS, learner_for, plain_step, skipped, out=args.out)
+        return
+    if args.steps is None: args.steps = 64
+    if args.bs is None: args.bs = BS
     if args.data is not None and not Path(args.data).exists():
         p.error(f"--data {args.data}: no such file (give the path of mnist.npz, Keras layout)")
     if args._worker is not None:
@@ -150,7 +277,8 @@ def main():
     skip = set(filter(None, args.skip.split(',')))
     res = dict(model='StyleGAN2', config=dict(preset='benchmark', size=32, img_channels=1, channel_base=2048, channel_max=128,
                                              z_dim=128, w_dim=128, n_mapping=2, bs=args.bs, r1_every=16, pl_every=4, data='MNIST padded to 32x32'),
-               device=args.device, torch_threads_all=all_threads, timed_steps=steps, warmup_steps=args.warmup, repeats=args.repeats)
+               device=args.device, options=args.opts.as_dict(), torch_threads_all=all_threads, timed_steps=steps,
+               warmup_steps=args.warmup, repeats=args.repeats)
     base = dict(steps=steps, warmup=args.warmup, rounds=args.repeats)
     if 'throughput' not in skip:
         res['throughput'] = []
@@ -160,6 +288,9 @@ def main():
             res['throughput'].append(dict(threads=r['threads'], img_per_sec=v['img_per_sec'], img_per_sec_each=v['img_per_sec_each'],
                                           sec_per_step=v['sec_per_step'], peak_mem_mib=r['peak_mem_mib']))
         res['params_G'], res['params_D'] = r['params_G'], r['params_D']
+        res['optimizer'] = r['optimizer']
+        best = max(t['img_per_sec'] for t in res['throughput'])
+        res.update(S.flop_fields(S.plain_flops(plain_step(args.opts.eager(), args.device, args.bs)), best, args.bs, args.device, args.opts.amp))
     if 'compare' not in skip:
         r = run(args, dict(base, threads=t, variants=[dict(name='lazy, non-grouped'), dict(name='every step', lazy=False),
                                                       dict(name='grouped', grouped=True)]))

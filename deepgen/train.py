@@ -169,7 +169,8 @@ def fused_torch_optimizer(opt:torch.optim.Optimizer, # a PyTorch optimiser
     new.load_state_dict(sd)
     return new
 
-def fused_opt(opt):
+def fused_opt(opt, # a PyTorch optimiser, fastai's `OptimWrapper` around one, or one of fastai's own
+             ):
     "`opt` stepping with fused kernels: a PyTorch optimiser, or one inside fastai's `OptimWrapper`; fastai's own optimisers are returned unchanged, with a warning."
     if isinstance(opt, torch.optim.Optimizer): return fused_torch_optimizer(opt)
     if isinstance(getattr(opt, 'opt', None), torch.optim.Optimizer):
