@@ -18,6 +18,7 @@ from fastai.data.core import Datasets, DataLoaders, TfmdDL
 from fastai.data.transforms import Categorize, ItemGetter, get_image_files, RandomSplitter
 from fastai.data.external import untar_data, URLs
 from fastai.torch_core import TensorImage, TensorCategory
+from fastai.vision.data import get_grid
 from fasttransform import Transform, DisplayedTransform
 
 # %% auto #0
@@ -168,6 +169,10 @@ class GenDataLoaders(DataLoaders):
     def new_empty(self):
         res = super().new_empty()
         return GenDataLoaders(*res.loaders, n_bits=self.n_bits, img_shape=self.img_shape, vocab=self.vocab, path=self.path, device=self.device)
+    def show_batch(self, b=None, max_n:int=16, nrows:int|None=None, ncols:int|None=None, figsize=None, **kwargs):
+        "fastai's `show_batch` on one grid of axes (for batches of images alone, fastai would draw one figure per image)."
+        n = min(max_n, self.train.bs)
+        return self.train.show_batch(b, max_n=n, ctxs=get_grid(n, nrows, ncols, figsize=figsize), **kwargs)
 
 # %% ../nbs/01_data.ipynb #71ae29b0
 def _split(n:int, test:list|None, valid_pct:float, test_pct:float, seed:int):
