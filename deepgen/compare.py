@@ -127,9 +127,10 @@ def train_for(learn,            # a Learner from `build_learner`
               name:str,         # its model: 'glow', 'nvae' or 'stylegan2'
               seconds:float,    # wall-clock budget of the fit
               lr:float|None=None, # peak learning rate (the Learner's own when `None`)
+              min_steps:int=2,  # train at least this many steps, whatever the budget
              )->RunLog:
     "Fit `learn` with its model's schedule for `seconds` of wall-clock time; return the log of its steps."
-    log, tb = RunLog(_VALS[name]), TimeBudget(seconds)
+    log, tb = RunLog(_VALS[name]), TimeBudget(seconds, min_steps)
     n = 10**6  # epochs: `TimeBudget` ends the fit
     with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
