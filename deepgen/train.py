@@ -578,12 +578,9 @@ class DistBatchNorm2d(nn.BatchNorm2d):
         return y.to(x.dtype)
 
 def convert_dist_bn(m:nn.Module)->nn.Module:
-    "`m` with every `BatchNorm2d` replaced by a `DistBatchNorm2d` holding the same parameters and statistics."
-    if type(m) is nn.BatchNorm2d:
-        bn = DistBatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats).to(m.weight.device if m.affine else 'cpu')
-        bn.load_state_dict(m.state_dict()); bn.train(m.training)
-        return bn
-    for name, c in m.named_children(): setattr(m, name, convert_dist_bn(c))
+    "`m` with every `BatchNorm2d` turned into a `DistBatchNorm2d`, in place: the same parameter objects, so an optimiser already built keeps them."
+    for o in m.modules():
+        if type(o) is nn.BatchNorm2d: o.__class__ = DistBatchNorm2d  # adds no state, changes only `forward`
     return m
 
 # %% ../nbs/02_train.ipynb #b1718453
