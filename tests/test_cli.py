@@ -2,6 +2,7 @@
 import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+from _util import free_port
 
 EXE = shutil.which('deepgen') or pytest.skip('the deepgen console script is not installed (pip install -e .)', allow_module_level=True)
 ENV = {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONWARNINGS': 'ignore'}
@@ -68,11 +69,6 @@ def test_help_explains_options():
     assert r.returncode == 0
     for opt in ('--data', '--epochs', '--out', '--precision', '--resume', '--preset'): assert opt in r.stdout
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 LAUNCHERS = {'torchrun': lambda port: [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port)],
              'accelerate': lambda port: [shutil.which('accelerate') or 'accelerate', 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
                                          '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', str(port)]}
@@ -82,7 +78,7 @@ def test_train_under_launchers(launcher, model, tmp_path):
     "The README's multi-process commands, on two CPU processes (Gloo): one set of files, written by rank 0."
     if launcher == 'accelerate' and not shutil.which('accelerate'): pytest.skip("accelerate is not installed (deepgen's `distributed` extra)")
     out = tmp_path/model
-    r = subprocess.run([*LAUNCHERS[launcher](_free_port()), '-m', 'deepgen.cli', 'train', model, '--epochs', '1', '--bs', '8',
+    r = subprocess.run([*LAUNCHERS[launcher](free_port()), '-m', 'deepgen.cli', 'train', model, '--epochs', '1', '--bs', '8',
                         '--max-items', '64', '--out', str(out)], capture_output=True, text=True, env={**ENV, 'OMP_NUM_THREADS': '1'}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('"model"') == 2   # both processes trained and printed their summary

@@ -1,29 +1,17 @@
 "Glow, NVAE and StyleGAN2 under DDP on CPUs: two Gloo processes end with the same weights, equal to one process with the global batch."
-import os, socket, subprocess, sys
 import pytest
 import torch
-from pathlib import Path
+from _util import ROOT, free_port, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT/'tests'/'ddp_learners.py'
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason='needs torch.distributed with Gloo')
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def _run(args, timeout=300):
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
-           'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PYTHONWARNINGS': 'ignore'}
-    r = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"{' '.join(map(str, args))} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-
 @pytest.fixture(scope='module', params=['glow', 'nvae', 'stylegan2'])
 def runs(request, tmp_path_factory):
     name, out = request.param, tmp_path_factory.mktemp(request.param)
-    _run(['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', _free_port(), SCRIPT, name, out/'ddp'])
-    _run([SCRIPT, name, out/'single', '--emulate', '2'])
+    run_python(['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', free_port(), SCRIPT, name, out/'ddp'])
+    run_python([SCRIPT, name, out/'single', '--emulate', '2'])
     load = lambda f: torch.load(f, weights_only=True)
     return name, load(out/'ddp'/'rank0.pt'), load(out/'ddp'/'rank1.pt'), load(out/'single'/'single.pt')
 

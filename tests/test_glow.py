@@ -3,8 +3,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MNIST = next((p for p in (Path('/work/shared/data/mnist.npz'), ROOT.parent/'shared/data/mnist.npz') if p.exists()), None)
+from _util import ROOT, MNIST
 
 @pytest.mark.skipif(MNIST is None, reason='mnist.npz not available')
 def test_benchmark_dry_run():

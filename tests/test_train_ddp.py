@@ -1,27 +1,15 @@
 "DDP with deepgen.train on CPUs: two Gloo processes train like one process with the global batch."
-import os, socket, subprocess, sys
-from pathlib import Path
 import pytest
 import torch
+from _util import ROOT, free_port, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT/'tests'/'ddp_toy.py'
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def _run(args, timeout=120):
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
-           'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg', 'PYTHONWARNINGS': 'ignore'}
-    r = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"{' '.join(map(str, args))} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp('ddp')
-    _run(['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', _free_port(), TOY, out/'ddp'])
-    _run([TOY, out/'single', '--emulate', '2'])
+    run_python(['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', free_port(), TOY, out/'ddp'])
+    run_python([TOY, out/'single', '--emulate', '2'])
     load = lambda f: torch.load(f, weights_only=True)
     return out, load(out/'ddp'/'rank0.pt'), load(out/'ddp'/'rank1.pt'), load(out/'single'/'single.pt')
 
