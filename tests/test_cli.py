@@ -51,7 +51,8 @@ def test_resume_continues(run_dir, tmp_path):
     (['sample', '/no/such/model.pkl'], 'No model file'),
     (['frobnicate'], 'invalid choice'),
     (['compare', '--budget', '0'], 'positive number of seconds'),
-    (['compare', '--data', 'no-such-data', '--budget', '10'], 'neither a dataset name'),
+    (['compare', '--data', 'no-such-data', '--budget', '60'], 'neither a dataset name'),
+    (['compare', '--budget', '10'], 'at least 30 seconds'),
 ])
 def test_bad_arguments(args, msg):
     r = deepgen(*args)
