@@ -201,6 +201,16 @@ def fuse_with_notes(fn):
         r = fn()
     return r, [str(w.message) for w in ws]
 
+def apply_options(learn, opts, notes=None, compile_fn=None):
+    "The speed options `opts` on a Learner: autocast, channels_last, a fused optimiser (what could not be fused goes to `notes`), and `compile_fn(learn)` (`learn.to_compiled()` by default)."
+    if opts.amp: learn.to_amp(opts.amp)
+    if opts.channels_last: learn.to_channels_last()
+    if opts.fused:
+        _, n = fuse_with_notes(learn.to_fused)
+        if notes is not None: notes += n
+    if opts.compile: (compile_fn or (lambda l: l.to_compiled()))(learn)
+    return learn
+
 def _stop(n_timed, steps, elapsed, budget):
     return n_timed >= steps or (budget is not None and n_timed >= 2 and elapsed >= budget)
 

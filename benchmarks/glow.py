@@ -65,14 +65,6 @@ def img_per_s(times, skip, bs=BS):
     t = times[skip:] if len(times) > skip + 1 else times
     return (len(t) - 1) * bs / (t[-1] - t[0]) if len(t) > 1 else float('nan')
 
-def apply_options(learn, opts, notes):
-    "The speed options on a Glow Learner (compiling the whole model: its step is one forward pass)."
-    if opts.amp: learn.to_amp(opts.amp)
-    if opts.channels_last: learn.to_channels_last()
-    if opts.fused: _, n = S.fuse_with_notes(learn.to_fused); notes += n
-    if opts.compile: learn.to_compiled()
-    return learn
-
 def fastai_run(dls, args, n_threads, profile=False, notes=None):
     "Train with `glow_learner` for `args.steps` steps; return the Learner and its images/s."
     from deepgen.glow import glow_learner
@@ -80,7 +72,7 @@ def fastai_run(dls, args, n_threads, profile=False, notes=None):
     set_seed(0)
     learn = glow_learner(dls, preset='mnist', checkpointing=args.checkpointing, channels_last=args.opts.channels_last,
                          warmup=args.warmup, sample_every=None)
-    apply_options(learn, args.opts, notes if notes is not None else [])
+    S.apply_options(learn, args.opts, notes)  # the whole model compiled: its step is one forward pass
     skip = min(3, max(0, args.steps - 2))
     timer = step_timer(args.steps, skip)
     with learn.no_bar(), learn.no_logging():

@@ -79,22 +79,12 @@ class _Timer(Callback):
             if self.learn.dls.device.type == 'cuda': torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.t0)
 
-def apply_options(learn, opts, notes=None):
-    "The speed options on an NVAE Learner (compiling the whole model: its step is one forward pass)."
-    if opts.amp: learn.to_amp(opts.amp)
-    if opts.channels_last: learn.to_channels_last()
-    if opts.fused:
-        _, n = S.fuse_with_notes(learn.to_fused)
-        if notes is not None: notes += n
-    if opts.compile: learn.to_compiled()
-    return learn
-
 def make_learner(dls, args, notes=None, **kw):
     from deepgen.core import set_seed
     from deepgen.nvae import nvae_learner
     set_seed(args.seed)
     learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, cbs=[_SkipValid()], **kw)
-    return apply_options(learn, args.opts, notes)
+    return S.apply_options(learn, args.opts, notes)  # the whole model compiled: its step is one forward pass
 
 def plain_step(opts, device, bs, cfg=CONFIGS['design']):
     """NVAE's training step for a plain PyTorch loop, as `nvae_learner` trains: the negative ELBO in bits/dim (during the KL

@@ -74,18 +74,8 @@ def _learner(dls, args, v, notes=None):
     learn = stylegan2_learner(dls, 'benchmark', r1_every=16 if lazy else 1, pl_every=4 if lazy else 1,
                               ema_kimg=args.bs * 10 / 32, ema_rampup=0.05)
     learn.model.G.grouped = learn.model.G_ema.grouped = v.get('grouped', False)
-    return apply_options(learn, args.opts, notes)
-
-
-def apply_options(learn, opts, notes=None):
-    "The speed options on a StyleGAN2 Learner (compiling the three networks its step calls, eager in the R1/path-length steps)."
-    if opts.amp: learn.to_amp(opts.amp)
-    if opts.channels_last: learn.to_channels_last()
-    if opts.fused:
-        _, n = S.fuse_with_notes(learn.to_fused)
-        if notes is not None: notes += n
-    if opts.compile: learn.to_compiled(COMPILE_NAMES, eager_when=_in_reg_step)
-    return learn
+    # the three networks its step calls compiled, eager in the R1/path-length steps
+    return S.apply_options(learn, args.opts, notes, compile_fn=lambda l: l.to_compiled(COMPILE_NAMES, eager_when=_in_reg_step))
 
 
 def plain_step(opts, device, bs, cfg=CONFIGS['design']):
