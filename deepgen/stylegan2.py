@@ -681,7 +681,7 @@ class StyleGAN2Learner(Learner):
         if mixing:
             cut = int(torch.randint(1, G.n_ws, []))
             ws = torch.cat([ws[:, :cut], G.mapping(batch_randn_like(z))[:, cut:]], 1)
-        return ws
+        return ws.contiguous()  # one layout with and without mixing (the mapping's is a stride-0 broadcast), so a compiled synthesis network compiles once
 
     def _regs(self, phase): return [cb for cb in self.cbs if isinstance(cb, LazyRegulariser) and cb.phase == phase]
     def _autocast(self):
