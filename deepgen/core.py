@@ -18,8 +18,8 @@ from fastcore.xtras import IN_NOTEBOOK
 from fastai.torch_core import set_seed, default_device
 
 # %% auto #0
-__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'n_dims', 'atomic_save', 'world', 'all_mean', 'batch_randn',
-           'batch_rand', 'batch_randn_like', 'batch_rand_like', 'set_seed', 'default_device']
+__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'n_dims', 'atomic_save', 'slerp', 'world', 'all_mean',
+           'batch_randn', 'batch_rand', 'batch_randn_like', 'batch_rand_like', 'set_seed', 'default_device']
 
 # %% ../nbs/00_core.ipynb #de319091
 _all_ = ['set_seed', 'default_device']
@@ -101,6 +101,22 @@ def atomic_save(obj,             # anything `torch.save` accepts
         if os.path.exists(tmp): os.remove(tmp)
         raise
     return fname
+
+# %% ../nbs/00_core.ipynb #ef5593c4
+def slerp(a:Tensor,      # start points `[B, ...]`
+          b:Tensor,      # end points, the shape of `a`
+          t:float|Tensor,# position on the arc: 0 gives `a`, 1 gives `b` (a float, or one per example `[B, 1]`)
+          eps:float=1e-7,# below this angle (radians) fall back to the straight line
+         )->Tensor:
+    "Spherical interpolation between `a` and `b`, each example flattened to one vector."
+    af,bf = a.flatten(1).float(),b.flatten(1).float()
+    cos = (af*bf).sum(1)/(af.norm(dim=1)*bf.norm(dim=1)).clamp_min(1e-12)
+    om = torch.arccos(cos.clamp(-1, 1))[:, None]
+    so = torch.sin(om)
+    lin = so.abs() < eps
+    wa = torch.where(lin, 1 - t, torch.sin((1 - t)*om)/so.where(~lin, 1.))
+    wb = torch.where(lin, t, torch.sin(t*om)/so.where(~lin, 1.))
+    return (wa*af + wb*bf).view_as(a).to(a.dtype)
 
 # %% ../nbs/00_core.ipynb #b1bc96c6
 def world()->tuple[int,int]:

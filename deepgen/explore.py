@@ -17,13 +17,13 @@ from PIL import Image
 from matplotlib.figure import Figure
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
-from .core import image_grid
+from .core import image_grid, slerp
 from .glow import Glow
 from .nvae import NVAE, soft_clamp
 from .stylegan2 import Generator, StyleGAN2
 
 # %% auto #0
-__all__ = ['to_png', 'seeded', 'Explorer', 'temperature_explorer', 'slerp', 'nvae_noise', 'nvae_decode', 'interpolation_explorer',
+__all__ = ['to_png', 'seeded', 'Explorer', 'temperature_explorer', 'nvae_noise', 'nvae_decode', 'interpolation_explorer',
            'truncation_explorer', 'style_mixing_explorer']
 
 # %% ../nbs/12_explore.ipynb #aaabbf69
@@ -160,22 +160,6 @@ def temperature_explorer(model,                       # a Glow or an NVAE (or a 
     def fn(t):
         with seeded(seed): return f(n, temp=float(t), **kwargs)
     return Explorer(fn, temps, 'temperature', value)
-
-# %% ../nbs/12_explore.ipynb #717c3474
-def slerp(a:Tensor,      # start points `[B, ...]`
-          b:Tensor,      # end points, the shape of `a`
-          t:float,       # position on the arc: 0 gives `a`, 1 gives `b`
-          eps:float=1e-7,# below this angle (radians) fall back to the straight line
-         )->Tensor:
-    "Spherical interpolation between `a` and `b`, each example flattened to one vector."
-    af,bf = a.flatten(1).float(),b.flatten(1).float()
-    cos = (af*bf).sum(1)/(af.norm(dim=1)*bf.norm(dim=1)).clamp_min(1e-12)
-    om = torch.arccos(cos.clamp(-1, 1))[:, None]
-    so = torch.sin(om)
-    lin = so.abs() < eps
-    wa = torch.where(lin, 1 - t, torch.sin((1 - t)*om)/so.where(~lin, 1.))
-    wb = torch.where(lin, t, torch.sin(t*om)/so.where(~lin, 1.))
-    return (wa*af + wb*bf).view_as(a).to(a.dtype)
 
 # %% ../nbs/12_explore.ipynb #bc09d754
 def nvae_noise(model:NVAE,        # the model (or a Learner training it)

@@ -20,7 +20,7 @@ from fastai.optimizer import Optimizer, Adam, _BaseOptimizer
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 import fastai.callback.progress  # progress bars and `Learner.no_bar`
-from .core import n_params, world, all_mean, batch_randn, batch_randn_like
+from .core import n_params, world, all_mean, batch_randn, batch_randn_like, slerp
 from .modconv import modulated_conv2d
 from .train import ema_decay
 from .metrics import trimmed_mean
@@ -32,7 +32,7 @@ __all__ = ['stylegan2_presets', 'lrelu_agc', 'setup_filter', 'upfirdn2d', 'upsam
            'd_logistic_loss', 'g_nonsaturating_loss', 'r1_penalty', 'path_lengths', 'lazy_correction', 'GANOptimizer',
            'StyleGAN2', 'LazyRegulariser', 'R1Penalty', 'PathLengthPenalty', 'GeneratorEMA', 'GANMetric',
            'StyleGAN2Learner', 'stylegan2_learner', 'multiscale_mse', 'distance_label', 'FeatureDistance',
-           'vgg16_distance', 'noise_regularisation', 'project', 'slerp', 'perceptual_path_length', 'modulated_conv2d']
+           'vgg16_distance', 'noise_regularisation', 'project', 'perceptual_path_length', 'modulated_conv2d']
 
 # %% ../nbs/06_stylegan2.ipynb #244c3370
 _all_ = ['modulated_conv2d']
@@ -929,16 +929,6 @@ def project(G:Generator,                  # the generator to invert (usually the
     return dict(w=w_opt.detach(), noise=[v.detach() for v in noise], image=img.clamp(0, 1), dist=d.detach(), history=history)
 
 # %% ../nbs/06_stylegan2.ipynb #88adca94
-def slerp(a:Tensor, b:Tensor, t:Tensor)->Tensor:
-    "Spherical interpolation between the directions of `a` and `b` (unit-norm result)."
-    a, b = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
-    d = (a * b).sum(-1, keepdim=True).clamp(-1, 1)
-    p = t * torch.acos(d)
-    c = b - d * a
-    c = c / c.norm(dim=-1, keepdim=True)
-    r = a * torch.cos(p) + c * torch.sin(p)
-    return r / r.norm(dim=-1, keepdim=True)
-
 @torch.no_grad()
 def perceptual_path_length(G:Generator,            # the generator (usually the EMA one)
                            n:int=10000,            # number of pairs (the paper: 100,000)
@@ -960,7 +950,9 @@ def perceptual_path_length(G:Generator,            # the generator (usually the 
         b = min(bs, n - i)
         z = torch.randn(2 * b, G.z_dim, generator=gen).to(dev)
         t = (torch.rand(b, 1, generator=gen) * (sampling == 'full')).to(dev)
-        if space == 'z': ws = G.mapping(torch.cat([slerp(z[:b], z[b:], t), slerp(z[:b], z[b:], t + eps)]))
+        if space == 'z':  # slerp between the latents' directions (the mapping normalises z anyway)
+            z = F.normalize(z, dim=-1)
+            ws = G.mapping(torch.cat([slerp(z[:b], z[b:], t), slerp(z[:b], z[b:], t + eps)]))
         else:
             w = G.mapping(z)
             ws = torch.cat([w[:b].lerp(w[b:], t[:, :, None]), w[:b].lerp(w[b:], t[:, :, None] + eps)])
