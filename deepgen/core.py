@@ -6,23 +6,31 @@ Docs: https://deepgen-dev.github.io/deepgen/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #18dd8ac0
 from __future__ import annotations
-import math, os, tempfile
+import math, os, sys, tempfile, warnings
 from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn, Tensor
-import matplotlib.pyplot as plt
-from torchvision.utils import make_grid, save_image
 from fastcore.basics import store_attr
 from fastcore.xtras import IN_NOTEBOOK
-from fastai.torch_core import set_seed, default_device
+try: import resource
+except ImportError: resource = None  # Windows: no peak resident memory
 
 # %% auto #0
-__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'n_dims', 'atomic_save', 'slerp', 'world', 'all_mean',
-           'batch_randn', 'batch_rand', 'batch_randn_like', 'batch_rand_like', 'set_seed', 'default_device']
+__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'atomic_save', 'reset_peak_memory', 'peak_memory_mib',
+           'ema_decay', 'slerp', 'world', 'all_mean', 'batch_randn', 'batch_rand', 'batch_randn_like',
+           'batch_rand_like']
 
 # %% ../nbs/00_core.ipynb #de319091
-_all_ = ['set_seed', 'default_device']
+_moved = dict(set_seed='fastai.torch_core', default_device='fastai.torch_core')
+
+def __getattr__(name):
+    "Names that moved out of `deepgen.core` (which imports torch alone): still importable for one release, with a warning."
+    if name not in _moved: raise AttributeError(f"module 'deepgen.core' has no attribute {name!r}")
+    warnings.warn(f"deepgen.core.{name} is deprecated and will be removed in the next release: import it from {_moved[name]} "
+                  "(deepgen.core no longer imports fastai, so that the models run with torch alone).", DeprecationWarning, stacklevel=2)
+    import importlib
+    return getattr(importlib.import_module(_moved[name]), name)
 
 # %% ../nbs/00_core.ipynb #83944c2d
 def image_grid(xb:Tensor,             # images `[B, C, H, W]` in [0, 1]
@@ -34,6 +42,8 @@ def image_grid(xb:Tensor,             # images `[B, C, H, W]` in [0, 1]
                figsize:tuple|None=None, # matplotlib figure size; from the grid's size when `None`
               )->Tensor:
     "Tile a batch of images into one `[C, H', W']` grid; show it and save it as a PNG if asked."
+    from torchvision.utils import make_grid, save_image  # imported here, so deepgen.core needs torch alone
+    import matplotlib.pyplot as plt
     xb = _check_images(xb).detach().float().cpu().clamp(0, 1)
     nrow = nrow or math.ceil(math.sqrt(len(xb)))
     grid = make_grid(xb, nrow=nrow, padding=pad, pad_value=1.)[:xb.shape[1]]  # make_grid repeats grey to RGB
@@ -68,8 +78,8 @@ def n_params(m:nn.Module,            # the model
 
 # %% ../nbs/00_core.ipynb #85e0105d
 def n_layers(m:nn.Module)->int:
-    "Number of weight layers (convolutions and linear maps) in `m`."
-    return sum(isinstance(o, (nn.modules.conv._ConvNd, nn.Linear)) for o in m.modules())
+    "Number of weight layers in `m`: modules owning a parameter with at least two dimensions larger than 1 (a kernel or a weight matrix)."
+    return sum(any(sum(s > 1 for s in p.shape) >= 2 for p in o.parameters(recurse=False)) for o in m.modules())
 
 # %% ../nbs/00_core.ipynb #6e1e60bf
 def bits_per_dim(nll_nats:Tensor|float, # negative log-likelihood in nats, per image
@@ -78,11 +88,6 @@ def bits_per_dim(nll_nats:Tensor|float, # negative log-likelihood in nats, per i
     "Convert a negative log-likelihood in nats into bits per dimension."
     if n_dims <= 0: raise ValueError(f"n_dims must be positive (C*H*W of one image), got {n_dims}.")
     return nll_nats / (n_dims * math.log(2))
-
-# %% ../nbs/00_core.ipynb #e5a9946c
-def n_dims(xb:Tensor)->int:
-    "Dimensions of one image in the batch `xb`: C*H*W."
-    return xb[0].numel()
 
 # %% ../nbs/00_core.ipynb #3a1b8908
 def atomic_save(obj,             # anything `torch.save` accepts
@@ -101,6 +106,28 @@ def atomic_save(obj,             # anything `torch.save` accepts
         if os.path.exists(tmp): os.remove(tmp)
         raise
     return fname
+
+# %% ../nbs/00_core.ipynb #8c2129e8
+def reset_peak_memory(device:torch.device|str='cpu'):
+    "Start a new peak for `peak_memory_mib` on a CUDA `device`; the CPU's peak resident memory cannot be reset."
+    d = torch.device(device)
+    if d.type == 'cuda': torch.cuda.reset_peak_memory_stats(d)
+
+def peak_memory_mib(device:torch.device|str='cpu')->float:
+    "Peak memory in MiB: CUDA's most allocated on `device` since the last reset, else the process's peak resident memory (NaN where unknown)."
+    d = torch.device(device)
+    if d.type == 'cuda': return torch.cuda.max_memory_allocated(d) / 2**20
+    if resource is None: return float('nan')
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10  # bytes on macOS, KiB on Linux
+
+# %% ../nbs/00_core.ipynb #1540a5aa
+def ema_decay(half_life_imgs:float, # images after which the past's weight halves (StyleGAN2: 10_000)
+              bs:int,               # images per optimiser step (the global batch size)
+             )->float:
+    "EMA decay per step for a half-life given in images: `0.5 ** (bs / half_life_imgs)`."
+    if half_life_imgs <= 0 or bs <= 0: raise ValueError(f"half_life_imgs and bs must be positive, got {half_life_imgs} and {bs}.")
+    return 0.5 ** (bs / half_life_imgs)
 
 # %% ../nbs/00_core.ipynb #ef5593c4
 def slerp(a:Tensor,      # start points `[B, ...]`

@@ -23,13 +23,11 @@ from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Optimizer, OptimWrapper
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
-from .core import image_grid, atomic_save
-try: import resource
-except ImportError: resource = None  # Windows: no peak RSS
+from .core import image_grid, atomic_save, ema_decay, peak_memory_mib
 
 # %% auto #0
-__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'rank0_only',
-           'SampleGrid', 'Throughput', 'ema_decay', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
+__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'Adamax', 'rank0_only',
+           'SampleGrid', 'Throughput', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
            'convert_dist_bn', 'GradSync', 'ddp_ctx']
 
 # %% ../nbs/02_train.ipynb #e62663b4
@@ -194,6 +192,17 @@ def to_fused(self:Learner)->Learner:
         self.opt_func = functools.partial(_fused_opt_func, self.opt_func)  # an optimiser created later is fused too
     return self
 
+# %% ../nbs/02_train.ipynb #3548c655
+def Adamax(params,              # parameters or parameter groups
+           lr:float=1e-3,       # learning rate (Glow: 1e-3; NVAE: 1e-2)
+           mom:float=0.9,       # beta1
+           sqr_mom:float=0.999, # beta2, the decay of the infinity norm
+           eps:float=1e-8,      # added to the infinity norm (NVAE: 1e-3)
+           wd:float=0.,         # L2 weight decay, coupled as in the papers' code (NVAE: 3e-4)
+          )->OptimWrapper:
+    "`torch.optim.Adamax` as a fastai optimiser (through `OptimWrapper`), so fastai's schedules drive it."
+    return OptimWrapper(params, opt=torch.optim.Adamax, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, foreach=True)
+
 # %% ../nbs/02_train.ipynb #51d4748c
 def rank0_only(f):
     "Decorator: run `f` only in the process of rank 0 (in every process when not distributed); other ranks get `None`."
@@ -242,13 +251,6 @@ class SampleGrid(_EpochEndCallback):
         self.fnames.append(fname)
 
 # %% ../nbs/02_train.ipynb #6b9325c3
-def _peak_mem_mib(device:torch.device)->float:
-    "Peak memory in MiB: CUDA's max allocated on `device`, else the process's peak RSS (NaN where unknown)."
-    if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
-    if resource is None: return float('nan')
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10  # bytes on macOS, KiB on Linux
-
 class Throughput(_EpochEndCallback):
     "Log training images per second and the epoch's peak memory (MiB) as the Recorder columns `img_per_sec`, `peak_mem_mib`."
     order,run_valid = 55,False
@@ -280,15 +282,7 @@ class Throughput(_EpochEndCallback):
     def after_validate(self):
         if not self.trained_epoch or not hasattr(self.learn, 'recorder'): return
         ips = self.n_imgs * max(num_distrib(), 1) / self.secs if self.secs > 0 else float('nan')
-        self.recorder.log += [ips, _peak_mem_mib(self.dev or torch.device('cpu'))]
-
-# %% ../nbs/02_train.ipynb #b9ab580c
-def ema_decay(half_life_imgs:float, # images after which the past's weight halves (StyleGAN2: 10_000)
-              bs:int,               # images per optimiser step (the global batch size)
-             )->float:
-    "EMA decay per step for a half-life given in images: `0.5 ** (bs / half_life_imgs)`."
-    if half_life_imgs <= 0 or bs <= 0: raise ValueError(f"half_life_imgs and bs must be positive, got {half_life_imgs} and {bs}.")
-    return 0.5 ** (bs / half_life_imgs)
+        self.recorder.log += [ips, peak_memory_mib(self.dev or torch.device('cpu'))]
 
 # %% ../nbs/02_train.ipynb #b056eaa3
 def _ema_source(learn, module=None)->nn.Module:

@@ -3,7 +3,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from fastai.learner import load_learner
-from deepgen.core import set_seed
+from fastai.torch_core import set_seed
 from deepgen.data import image_dls
 from deepgen.nvae import nvae_learner, NVAE
 
