@@ -17,9 +17,9 @@ try: import resource
 except ImportError: resource = None  # Windows: no peak resident memory
 
 # %% auto #0
-__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'atomic_save', 'reset_peak_memory', 'peak_memory_mib',
-           'ema_decay', 'slerp', 'world', 'all_mean', 'batch_randn', 'batch_rand', 'batch_randn_like',
-           'batch_rand_like']
+__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'atomic_save', 'data_dirs', 'find_file', 'reset_peak_memory',
+           'peak_memory_mib', 'ema_decay', 'slerp', 'world', 'all_mean', 'batch_randn', 'batch_rand',
+           'batch_randn_like', 'batch_rand_like']
 
 # %% ../nbs/00_core.ipynb #de319091
 _moved = dict(set_seed='fastai.torch_core', default_device='fastai.torch_core')
@@ -106,6 +106,18 @@ def atomic_save(obj,             # anything `torch.save` accepts
         if os.path.exists(tmp): os.remove(tmp)
         raise
     return fname
+
+# %% ../nbs/00_core.ipynb #70731f27
+def data_dirs()->list[Path]:
+    "Folders searched for local dataset files, in order."
+    env = os.environ.get('DEEPGEN_DATA')
+    cands = [Path(env)] if env else []
+    cands += [Path('data'), Path('../shared/data'), Path('../../shared/data'), Path.home()/'.deepgen'/'data']
+    return cands
+
+def find_file(name:str)->Path|None:
+    "The first `name` found in `data_dirs()`, or `None`."
+    return next((d/name for d in data_dirs() if (d/name).exists()), None)
 
 # %% ../nbs/00_core.ipynb #8c2129e8
 def reset_peak_memory(device:torch.device|str='cpu'):

@@ -20,9 +20,10 @@ from fastai.data.external import untar_data, URLs
 from fastai.torch_core import TensorImage, TensorCategory
 from fastai.vision.data import get_grid
 from fasttransform import Transform, DisplayedTransform
+from .core import data_dirs, find_file
 
 # %% auto #0
-__all__ = ['GenImage', 'LoadImage', 'Quantize', 'to_levels', 'data_dirs', 'find_file', 'GenDataLoaders', 'image_dls']
+__all__ = ['GenImage', 'LoadImage', 'Quantize', 'to_levels', 'GenDataLoaders', 'image_dls']
 
 # %% ../nbs/01_data.ipynb #6bc16f6f
 class GenImage(TensorImage):
@@ -83,18 +84,6 @@ def _digits():
     d = load_digits()
     x = torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8))[:, None]
     return x, torch.from_numpy(d.target), None
-
-# %% ../nbs/01_data.ipynb #51fb8b77
-def data_dirs()->list[Path]:
-    "Folders searched for local dataset files, in order."
-    env = os.environ.get('DEEPGEN_DATA')
-    cands = [Path(env)] if env else []
-    cands += [Path('data'), Path('../shared/data'), Path('../../shared/data'), Path.home()/'.deepgen'/'data']
-    return cands
-
-def find_file(name:str)->Path|None:
-    "The first `name` found in `data_dirs()`, or `None`."
-    return next((d/name for d in data_dirs() if (d/name).exists()), None)
 
 # %% ../nbs/01_data.ipynb #522169b5
 def _npz(path:Path):
