@@ -6,43 +6,33 @@ Docs: https://deepgen-dev.github.io/deepgen/cli.html.md"""
 
 # %% ../nbs/16_cli.ipynb #21cb0584
 from __future__ import annotations
-import argparse, importlib, json, sys, time
+import argparse, json, sys, time, warnings
 from pathlib import Path
-import torch
-from fastai.learner import load_learner
-from fastai.callback.progress import CSVLogger
-from fastai.torch_core import set_seed
-from .core import image_grid, n_params
-from .data import image_dls
-from .compare import add_compare_parser, compare_cli, build_learner
+from .registry import MODELS, SMALL_SIDES, model_spec, build_learner
 
 # %% auto #0
-__all__ = ['MODELS', 'learner_factory', 'build_model_learner', 'train', 'sample', 'parser', 'main']
+__all__ = ['build_model_learner', 'train', 'sample', 'parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #2a7132b2
-MODELS = dict(glow='deepgen.glow:glow_learner', stylegan2='deepgen.stylegan2:stylegan2_learner', nvae='deepgen.nvae:nvae_learner')
-
-def learner_factory(name:str):
-    "The `*_learner` function of model `name`."
-    if name not in MODELS: raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
-    mod,fn = MODELS[name].split(':')
-    return getattr(importlib.import_module(mod), fn)
+def __getattr__(name):
+    "`learner_factory` moved into the registry: still importable for one release, with a warning."
+    if name != 'learner_factory': raise AttributeError(f"module 'deepgen.cli' has no attribute {name!r}")
+    warnings.warn("deepgen.cli.learner_factory is deprecated and will be removed in the next release: use "
+                  "deepgen.registry.model_spec(name).learner_fn.", DeprecationWarning, stacklevel=2)
+    return lambda name: model_spec(name).learner_fn
 
 # %% ../nbs/16_cli.ipynb #0b871129
 def build_model_learner(name:str,        # 'glow', 'stylegan2' or 'nvae'
                         dls,             # the DataLoaders to train on
-                        preset:str|None='auto', # 'auto', 'paper' (the model's default), or one of the model's presets
+                        preset:str|None='auto', # 'auto', 'small', 'paper' (the model's default), or one of the model's presets
                         seed:int=0,      # seed of the initialisation
                         **kwargs,        # more arguments of the model's `*_learner`
                        ):
     "The Learner `deepgen train` trains: model `name` on `dls` in the configuration `preset` names."
-    fn = learner_factory(name)
     if preset == 'auto':
         C,H,W = dls.img_shape
-        if H == W and 8 <= H <= 32 and not H & (H-1): return build_learner(name, dls, seed=seed, **kwargs)
-        preset = None
-    set_seed(seed)
-    return fn(dls, **kwargs) if preset in (None, 'paper') else fn(dls, preset=preset, **kwargs)
+        preset = 'small' if H == W and H in SMALL_SIDES else 'paper'
+    return build_learner(name, dls, seed=seed, cfg=None if preset == 'small' else (preset or 'paper'), **kwargs)
 
 # %% ../nbs/16_cli.ipynb #d2d0b7f5
 def _train_parser(sub):
@@ -57,9 +47,10 @@ def _train_parser(sub):
     p.add_argument('--bs', type=int, default=64, help='batch size (per process under DDP)')
     p.add_argument('--epochs', type=int, default=5, help='epochs to train')
     p.add_argument('--lr', type=float, default=None, help="peak learning rate of the one-cycle schedule (default: the model's paper value)")
-    p.add_argument('--preset', default='auto', help="a named configuration of the model (Glow: mnist, cifar10, celeba256; NVAE: mnist, cifar10, celebahq256; "
-                   "StyleGAN2: digits, mnist, benchmark, config-f); 'paper' for the model's own default; 'auto' (default): for images "
-                   "of 8x8 to 32x32 the small configuration `deepgen compare` trains (minutes on a CPU), else the model's default")
+    presets = '; '.join(f"{m.title}: {', '.join(m.preset_names)}" for m in MODELS.values())
+    p.add_argument('--preset', default='auto', help=f"a named configuration of the model ({presets}); 'paper' for the model's own default; "
+                   "'small' for the small configuration `deepgen compare` trains (minutes on a CPU); 'auto' (default): 'small' for images "
+                   "of 8x8, 16x16 or 32x32, else 'paper'")
     p.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default='fp32', help='mixed precision on whatever device trains')
     p.add_argument('--max-items', type=int, default=None, help='use at most this many images per split (quick trials)')
     p.add_argument('--seed', type=int, default=0, help='random seed')
@@ -75,12 +66,16 @@ def _is_distributed()->bool:
 def _process_device():
     "Under torchrun with GPUs, this process's own GPU (`LOCAL_RANK`); else `None`, fastai's default."
     import os
+    import torch
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if _is_distributed() and torch.cuda.is_available() else None
 
 def train(args)->dict:
     "Run `deepgen train` with parsed `args`; return the summary it writes."
+    from fastai.torch_core import rank_distrib, set_seed
+    from fastai.callback.progress import CSVLogger
+    from deepgen.core import n_params
+    from deepgen.data import image_dls
     from deepgen.train import SampleGrid, Checkpoint, Throughput
-    from fastai.torch_core import rank_distrib
     set_seed(args.seed)
     out = Path(args.out or f'runs/{args.model}')
     out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +114,10 @@ def _sample_parser(sub):
 
 def sample(args)->Path:
     "Run `deepgen sample` with parsed `args`; return the PNG written."
+    import torch
+    from fastai.learner import load_learner
+    from fastai.torch_core import set_seed
+    from deepgen.core import image_grid
     f = Path(args.model_file)
     if not f.exists(): raise FileNotFoundError(f"No model file at {f}: give the model.pkl that `deepgen train` wrote.")
     if args.n < 1: raise ValueError(f"--n must be at least 1, got {args.n}.")
@@ -130,17 +129,29 @@ def sample(args)->Path:
     return image_grid(xb, fname=args.out, show=False) is not None and Path(args.out)
 
 # %% ../nbs/16_cli.ipynb #8f2fb833
-def parser()->argparse.ArgumentParser:
+_COMPARE_HELP = "train Glow, NVAE and StyleGAN2 on one dataset within a time budget and report the essay's comparisons"
+
+def parser(cmd:str|None=None, # the subcommand about to run: 'compare' adds the full `compare` parser (which imports the comparison)
+          )->argparse.ArgumentParser:
     "The `deepgen` command-line parser."
     p = argparse.ArgumentParser(prog='deepgen', description='Train and sample Glow, StyleGAN2 and NVAE (deepgen).')
     sub = p.add_subparsers(dest='cmd', required=True, metavar='{train,sample,compare}')
-    _train_parser(sub); _sample_parser(sub); add_compare_parser(sub)
+    _train_parser(sub); _sample_parser(sub)
+    if cmd == 'compare':
+        from deepgen.compare import add_compare_parser
+        add_compare_parser(sub)
+    else: sub.add_parser('compare', help=_COMPARE_HELP)
     return p
+
+def _compare(args):
+    from deepgen.compare import compare_cli
+    return compare_cli(args)
 
 def main(argv:list|None=None):
     "Entry point of the `deepgen` command."
-    args = parser().parse_args(argv)
-    try: res = {'train': train, 'sample': sample, 'compare': compare_cli}[args.cmd](args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(next((a for a in argv if not a.startswith('-')), None)).parse_args(argv)
+    try: res = {'train': train, 'sample': sample, 'compare': _compare}[args.cmd](args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"deepgen {args.cmd}: error: {e}", file=sys.stderr); sys.exit(2)
     print(json.dumps(res, indent=2) if isinstance(res, dict) else res)  # returns None: a console script exits with main's value

@@ -27,7 +27,7 @@ from .core import image_grid, atomic_save, ema_decay, peak_memory_mib
 
 # %% auto #0
 __all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'Adamax', 'rank0_only',
-           'SampleGrid', 'Throughput', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
+           'SampleGrid', 'Throughput', 'TimeBudget', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
            'convert_dist_bn', 'GradSync', 'ddp_ctx']
 
 # %% ../nbs/02_train.ipynb #e62663b4
@@ -283,6 +283,24 @@ class Throughput(_EpochEndCallback):
         if not self.trained_epoch or not hasattr(self.learn, 'recorder'): return
         ips = self.n_imgs * max(num_distrib(), 1) / self.secs if self.secs > 0 else float('nan')
         self.recorder.log += [ips, peak_memory_mib(self.dev or torch.device('cpu'))]
+
+# %% ../nbs/02_train.ipynb #c86b67c6
+class TimeBudget(Callback):
+    "Make `pct_train` the fraction of `seconds` spent, and stop the fit when they are spent (after at least `min_steps` steps)."
+    order = -9  # after fastai's TrainEvalCallback, before the KL warm-up and the schedulers
+    def __init__(self,
+                 seconds:float,     # wall-clock seconds for the whole fit
+                 min_steps:int=2,   # train at least this many steps, whatever the budget
+                ): store_attr()
+    def before_fit(self): self.t0,self.steps = time.perf_counter(),0
+    @property
+    def elapsed(self): return time.perf_counter() - self.t0
+    def before_batch(self):
+        if not self.training: return
+        f = self.elapsed / self.seconds if self.seconds > 0 else 1.   # no time left: the `min_steps` only
+        if f >= 1 and self.steps >= self.min_steps: raise CancelFitException()
+        self.learn.pct_train = min(f, 1.)
+        self.steps += 1
 
 # %% ../nbs/02_train.ipynb #b056eaa3
 def _ema_source(learn, module=None)->nn.Module:
