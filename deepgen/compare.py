@@ -6,7 +6,7 @@ Docs: https://deepgen-dev.github.io/deepgen/compare.html.md"""
 
 # %% ../nbs/15_compare.ipynb #f912be57
 from __future__ import annotations
-import argparse, inspect, json, math, os, platform, random, time, warnings
+import argparse, inspect, json, math, os, platform, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,77 +17,34 @@ from fastcore.basics import store_attr
 from fastai.callback.core import Callback, CancelFitException
 from fastai.data.load import DataLoader
 import fastai.callback.schedule  # Learner.fit_one_cycle
-from fastai.torch_core import set_seed
 from .core import n_params, n_layers, bits_per_dim
 from .data import image_dls, GenDataLoaders
+from .train import TimeBudget
+from .registry import MODELS, model_spec, small_configs, build_learner
 from .metrics import fid_kid, collect_images, classifier_features
 from .report import NAMES, PUBLISHED, fmt, smooth, plot_grids, plot_curves, plot_attribution, plot_sweep, plot_efficiency, write_report
 
 # %% auto #0
-__all__ = ['SAMPLE_LABEL', 'SHARES', 'PAPER_SHARE', 'RESERVE', 'MIN_BUDGET', 'INFERENCE', 'comparison_configs', 'build_learner',
-           'TimeBudget', 'RunLog', 'train_for', 'glow_bpd', 'nvae_elbo_bpd', 'nvae_iw_bpd', 'glow_reconstruction',
-           'nvae_reconstruction', 'synthetic_dls', 'timed_steps', 'fid_samples', 'attribution', 'stylegan2_speedups',
-           'paper_throughput', 'diverged', 'kl_sweep', 'Phases', 'num_threads', 'setup', 'train_models', 'model_rows',
-           'measure_likelihoods', 'sample_quality', 'speedups_plan', 'write_plots', 'compare', 'add_compare_parser',
-           'compare_cli']
+__all__ = ['SAMPLE_LABEL', 'PAPER_CONFIGS', 'SHARES', 'PAPER_SHARE', 'RESERVE', 'MIN_BUDGET', 'INFERENCE', 'RunLog', 'train_for',
+           'test_bpd', 'nvae_elbo_bpd', 'reconstruction', 'synthetic_dls', 'timed_steps', 'fid_samples', 'attribution',
+           'stylegan2_speedups', 'paper_throughput', 'diverged', 'kl_sweep', 'Phases', 'num_threads', 'setup',
+           'train_models', 'model_rows', 'measure_likelihoods', 'sample_quality', 'speedups_plan', 'write_plots',
+           'compare', 'add_compare_parser', 'compare_cli']
 
-# %% ../nbs/15_compare.ipynb #8c3ef0bb
-def comparison_configs(img_shape:tuple, # (C, H, W) of the images
-                      )->dict:
-    "The Glow, NVAE and StyleGAN2 settings `compare` trains on images of `img_shape`, of similar parameter counts."
-    from deepgen.stylegan2 import stylegan2_presets
-    C,H,W = img_shape
-    if H != W or H < 8 or H & (H-1):
-        raise ValueError(f"compare needs square images whose side is a power of two of at least 8, got {C}x{H}x{W}: "
-                         f"pad or resize them (MNIST's 28x28: pad=2 gives 32x32).")
-    if H == 8:
-        return dict(glow=dict(n_levels=2, n_steps=8, hidden=64),
-                    nvae=dict(nf=8, n_latent=8, groups=(2, 2), n_pre=1, n_pre_cells=2, n_post=1, n_post_cells=2,
-                              n_enc_cells=1, n_dec_cells=1, likelihood='logistic'),
-                    stylegan2=dict(stylegan2_presets['digits'], size=H, img_channels=C, channel_base=512, channel_max=64))
-    return dict(glow=dict(n_levels=3, n_steps=8, hidden=128),
-                nvae=dict(nf=16, n_latent=20, groups=(2, 2), n_pre=2, n_pre_cells=2, n_post=2, n_post_cells=2,
-                          n_enc_cells=1, n_dec_cells=1, likelihood='logistic'),
-                stylegan2=dict(stylegan2_presets['benchmark'], size=H, img_channels=C))
+# %% ../nbs/15_compare.ipynb #8f164a91
+_old = dict(  # old name -> (what replaces it, a function returning an equivalent of the old object)
+    comparison_configs=('deepgen.registry.small_configs', lambda: small_configs),
+    glow_bpd=('test_bpd(model, x, seconds)', lambda: lambda model, x, seconds=60., bs=64: test_bpd(model, x, seconds, chunk=bs)),
+    nvae_iw_bpd=('test_bpd(model, x, seconds, k=k)', lambda: lambda model, x, k=100, seconds=60., bs=16: test_bpd(model, x, seconds, chunk=bs, k=k)),
+    glow_reconstruction=('reconstruction(model, x)', lambda: reconstruction),
+    nvae_reconstruction=('reconstruction(model, x)', lambda: reconstruction))
 
-# %% ../nbs/15_compare.ipynb #c568aa2e
-def build_learner(name:str,       # 'glow', 'nvae' or 'stylegan2'
-                  dls,            # the DataLoaders
-                  seed:int=0,     # seed of the initialisation (and of the shuffling)
-                  cfg:dict|None=None, # settings; `comparison_configs(dls.img_shape)[name]` when `None`
-                  **kwargs,       # more arguments of the model's `*_learner`
-                 ):
-    "A fresh Learner of model `name` on `dls`, seeded."
-    if name not in ('glow', 'nvae', 'stylegan2'): raise ValueError(f"Unknown model {name!r}: choose glow, nvae or stylegan2.")
-    cfg = dict(comparison_configs(dls.img_shape)[name] if cfg is None else cfg)
-    set_seed(seed)
-    for dl in dls.loaders: dl.rng = random.Random(seed)
-    if name == 'glow':
-        from deepgen.glow import glow_learner
-        return glow_learner(dls, sample_every=None, **{**cfg, **kwargs})
-    if name == 'nvae':
-        from deepgen.nvae import nvae_learner
-        return nvae_learner(dls, **{**cfg, **kwargs})
-    from deepgen.stylegan2 import stylegan2_learner
-    return stylegan2_learner(dls, preset=cfg, **{'ema_rampup': 0.05, **kwargs})
-
-# %% ../nbs/15_compare.ipynb #c86b67c6
-class TimeBudget(Callback):
-    "Make `pct_train` the fraction of `seconds` spent, and stop the fit when they are spent (after at least `min_steps` steps)."
-    order = -9  # after fastai's TrainEvalCallback, before the KL warm-up and the schedulers
-    def __init__(self,
-                 seconds:float,     # wall-clock seconds for the whole fit
-                 min_steps:int=2,   # train at least this many steps, whatever the budget
-                ): store_attr()
-    def before_fit(self): self.t0,self.steps = time.perf_counter(),0
-    @property
-    def elapsed(self): return time.perf_counter() - self.t0
-    def before_batch(self):
-        if not self.training: return
-        f = self.elapsed / self.seconds if self.seconds > 0 else 1.   # no time left: the `min_steps` only
-        if f >= 1 and self.steps >= self.min_steps: raise CancelFitException()
-        self.learn.pct_train = min(f, 1.)
-        self.steps += 1
+def __getattr__(name):
+    "Names that moved out of `deepgen.compare` or were replaced: still importable for one release, with a warning."
+    if name not in _old: raise AttributeError(f"module 'deepgen.compare' has no attribute {name!r}")
+    new, f = _old[name]
+    warnings.warn(f"deepgen.compare.{name} is deprecated and will be removed in the next release: use {new}.", DeprecationWarning, stacklevel=2)
+    return f()
 
 # %% ../nbs/15_compare.ipynb #ea1c6904
 class RunLog(Callback):
@@ -133,14 +90,12 @@ def train_for(learn,            # a Learner from `build_learner`
               lr:float|None=None, # peak learning rate (the Learner's own when `None`)
               min_steps:int=2,  # train at least this many steps, whatever the budget
              )->RunLog:
-    "Fit `learn` with its model's schedule for `seconds` of wall-clock time; return the log of its steps."
+    "Fit `learn` with its model's schedule (the registry's `fit`) for `seconds` of wall-clock time; return the log of its steps."
     log, tb = RunLog(_VALS[name]), TimeBudget(seconds, min_steps)
     n = 10**6  # epochs: `TimeBudget` ends the fit
     with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        if name == 'glow': learn.fit_one_cycle(n, lr or learn.lr, cbs=[tb, log])
-        elif name == 'nvae': learn.fit_nvae(n, lr, cbs=[tb, log])
-        else: learn.fit(n, lr or learn.lr, cbs=[tb, log])
+        getattr(learn, model_spec(name).fit)(n, lr, cbs=[tb, log])   # the model's own schedule
     log.seconds = tb.elapsed
     return log
 
@@ -157,59 +112,38 @@ def _dev(m): return next(m.parameters()).device
 
 # %% ../nbs/15_compare.ipynb #c71ab31d
 @torch.no_grad()
-def glow_bpd(model,               # a trained `Glow`
-             x:Tensor,            # test images `[N, C, H, W]` in [0, 1]
-             seconds:float=60.,   # time cap
-             bs:int=64,           # images per chunk
+def test_bpd(model,              # a trained likelihood model: anything with `bits_per_dim(img, **kwargs)` (Glow, NVAE)
+             x:Tensor,           # test images `[N, C, H, W]` in [0, 1]
+             seconds:float=60.,  # time cap
+             chunk:int=64,       # images per chunk
+             **kwargs,           # more arguments of `model.bits_per_dim` (NVAE: `k`, its importance samples per image)
             )->Tensor:
-    "Glow's bits/dim of each test image `[N]` (as many as `seconds` allow)."
+    "The model's own bits/dim of each test image `[N]` (as many as `seconds` allow): Glow's exact figure, NVAE's importance-weighted bound."
     model.eval(); dev = _dev(model)
-    return _chunks(lambda xc: model(xc.to(dev)), x, bs, seconds)
+    return _chunks(lambda xc: model.bits_per_dim(xc.to(dev), **kwargs), x, chunk, seconds)
 
 @torch.no_grad()
 def nvae_elbo_bpd(model,             # a trained `NVAE`
                   x:Tensor,          # test images `[N, C, H, W]` in [0, 1]
                   seconds:float=60., # time cap
-                  bs:int=64,         # images per chunk
+                  chunk:int=64,      # images per chunk
                  )->Tensor:
-    "NVAE's negative ELBO in bits/dim of each test image `[N]`."
+    "NVAE's negative ELBO in bits/dim of each test image `[N]`: the objective it trains on, with the KL in closed form."
     model.eval(); dev = _dev(model)
     def f(xc):
         log_px,kl = model(xc.to(dev))
         return bits_per_dim(kl.sum(1) - log_px, model.n_dims)
-    return _chunks(f, x, bs, seconds)
-
-def nvae_iw_bpd(model,             # a trained `NVAE`
-                x:Tensor,          # test images `[N, C, H, W]` in [0, 1]
-                k:int=100,         # importance samples per image (the NVAE paper: 1000)
-                seconds:float=60., # time cap
-                bs:int=16,         # images per chunk
-               )->Tensor:
-    "NVAE's importance-weighted bound in bits/dim, `k` samples per image `[N]`."
-    from deepgen.nvae import iw_nll
-    dev = _dev(model)
-    return _chunks(lambda xc: bits_per_dim(iw_nll(model, xc.to(dev), k=k, bs=max(k, 256)), model.n_dims), x, bs, seconds)
+    return _chunks(f, x, chunk, seconds)
 
 # %% ../nbs/15_compare.ipynb #b971fe9f
 @torch.no_grad()
-def glow_reconstruction(model,     # a trained `Glow`
-                        x:Tensor,  # images `[N, C, H, W]` in [0, 1]
-                       )->tuple[Tensor, dict]:
-    "Glow's `decode(encode(x))` as images, and its errors on the continuous input and on the pixels."
-    model.eval(); dev = _dev(model); x = x.to(dev)
-    xc = model.dequantize(x, noise=False)
-    xr = model.decode(model.encode(xc))
-    img = model.to_image(xr)
-    return img.cpu(), dict(max_abs_err_continuous=(xr - xc).abs().max().item(), mse=(img - x).square().mean().item(),
-                           max_abs_err_pixels=(img - x).abs().max().item())
-
-@torch.no_grad()
-def nvae_reconstruction(model,     # a trained `NVAE`
-                        x:Tensor,  # images `[N, C, H, W]` in [0, 1]
-                       )->tuple[Tensor, dict]:
-    "NVAE's reconstruction of `x` (one posterior sample, decoded with a sample of p(x|z)) and its errors."
-    x_in, xr = model.reconstruct(x.to(_dev(model)))
-    return xr.cpu(), dict(mse=(xr - x_in).square().mean().item(), max_abs_err_pixels=(xr - x_in).abs().max().item())
+def reconstruction(model,     # a trained model with an encoder: anything with `reconstruct(img)` (Glow, NVAE)
+                   x:Tensor,  # images `[N, C, H, W]` in [0, 1]
+                  )->tuple[Tensor, dict]:
+    "The model's reconstruction of `x`, and its errors against the images the model saw (`x` on its grid)."
+    model.eval()
+    seen, xr = model.reconstruct(x.to(_dev(model)))
+    return xr.cpu(), dict(mse=(xr - seen).square().mean().item(), max_abs_err_pixels=(xr - seen).abs().max().item())
 
 # %% ../nbs/15_compare.ipynb #a7da4b53
 class _Pool:
@@ -250,7 +184,7 @@ def timed_steps(learn,         # a Learner
     return res
 
 # %% ../nbs/15_compare.ipynb #3de1fcfe
-SAMPLE_LABEL = dict(glow='Glow, T=0.7', nvae='NVAE, T=1', stylegan2='StyleGAN2, psi=1 (EMA G)')
+SAMPLE_LABEL = {k: f"{s.title}, {s.sample_label()}" for k,s in MODELS.items()}   # e.g. 'Glow, T=0.7'
 
 def _sample_batch(name:str, model, b:int)->Tensor:
     if name == 'glow': return model.sample(b, temp=0.7)
@@ -323,12 +257,7 @@ def stylegan2_speedups(dls,                # DataLoaders of the images
     return res
 
 # %% ../nbs/15_compare.ipynb #8921bac6
-def _paper_specs():
-    from deepgen.glow import GLOW_PRESETS
-    from deepgen.nvae import NVAE_PRESETS
-    from deepgen.stylegan2 import stylegan2_presets
-    return [('Glow', 'cifar10', 'glow', (3, 32, 32), 4, GLOW_PRESETS['cifar10']), ('NVAE', 'cifar10', 'nvae', (3, 32, 32), 2, NVAE_PRESETS['cifar10']),
-            ('StyleGAN2', 'config-f', 'stylegan2', (3, 1024, 1024), 2, stylegan2_presets['config-f'])]
+PAPER_CONFIGS = [('glow', 'cifar10', (3, 32, 32), 4), ('nvae', 'cifar10', (3, 32, 32), 2), ('stylegan2', 'config-f', (3, 1024, 1024), 2)]  # batch: what a CPU holds
 
 def _fits(learn, dls, bs, left)->str|None:
     "Why three steps of `learn` will not fit in `left` seconds (estimated as three forward passes of the batch, timed on one image), else `None`."
@@ -343,17 +272,17 @@ def paper_throughput(seconds:float, # time for all three
                     )->dict:
     "A training step of each paper configuration on random images, timed where an estimate says it fits in `seconds`."
     t0, res = time.perf_counter(), {}
-    for lbl,cfgname,name,shape,bs,preset in _paper_specs():
-        r, left = dict(config=cfgname, shape='x'.join(map(str, shape)), bs=bs), seconds - (time.perf_counter() - t0)
+    for name,preset,shape,bs in PAPER_CONFIGS:
+        lbl, r, left = model_spec(name).title, dict(config=preset, shape='x'.join(map(str, shape)), bs=bs), seconds - (time.perf_counter() - t0)
         if name == 'stylegan2' and device.type != 'cuda':
             from deepgen.stylegan2 import Generator
-            G = Generator(**{k: v for k,v in preset.items() if k in inspect.signature(Generator.__init__).parameters})
+            p = model_spec(name).presets_dict[preset]
+            G = Generator(**{k: v for k,v in p.items() if k in inspect.signature(Generator.__init__).parameters})
             res[lbl] = dict(r, params=n_params(G), skipped='not run: 1024x1024 training steps take minutes on a CPU (run on a GPU)'); del G; continue
         if left < 1: res[lbl] = dict(r, skipped='not run: no budget left'); continue
-        cfg = {k: v for k,v in preset.items() if k not in ('img_size', 'img_shape', 'bs', 'r1_gamma', 'in_ch', 'n_bits')}
         try:
             dls = synthetic_dls(shape, bs, 4, device)
-            learn = build_learner(name, dls, 0, cfg)
+            learn = build_learner(name, dls, 0, preset)
             r['params'] = n_params(getattr(learn.model, 'G', learn.model))
             why = None if name == 'stylegan2' else _fits(learn, dls, bs, left)
             if why: r['skipped'] = why
@@ -401,7 +330,7 @@ def kl_sweep(dls,                  # DataLoaders of the images
                 mean={str(w): (float(np.mean(v)) if v else None) for w,v in by.items()})
 
 # %% ../nbs/15_compare.ipynb #cfc5e526
-SHARES = dict(glow=0.22, nvae=0.22, stylegan2=0.22, sweep=0.10, likelihood=0.07, fid=0.07, projection=0.05, speedups=0.05)
+SHARES = dict(glow=0.24, nvae=0.24, stylegan2=0.24, sweep=0.08, likelihood=0.06, fid=0.06, projection=0.04, speedups=0.04)
 PAPER_SHARE = 0.08  # of the phases' time, for the papers' configurations when they are asked for
 RESERVE = 0.04      # of the budget after set-up, for the plots and the report
 MIN_BUDGET = 30.    # seconds; less cannot hold the phases' smallest work: two steps of each of the 11 Learners, a round of samples, a chunk of each measurement
@@ -469,7 +398,7 @@ def train_models(dls,           # the DataLoaders
                 )->tuple[dict, dict]:
     "Train Glow, NVAE and StyleGAN2 one after the other, each for its phase's cap; their Learners and training logs."
     learns, logs = {}, {}
-    for k in NAMES:
+    for k in MODELS:
         with ph(k):
             learns[k] = build_learner(k, dls, seed)
             logs[k] = train_for(learns[k], k, ph.remaining())
@@ -497,8 +426,8 @@ def measure_likelihoods(learns:dict,  # model name -> its trained Learner
                        )->tuple[dict, dict, dict]:
     "Section 1's likelihood rows, section 5's reconstruction errors, and the reconstructed images."
     glow, nvae = learns['glow'].model, learns['nvae'].model
-    g, e = glow_bpd(glow, x, 0.2*seconds), nvae_elbo_bpd(nvae, x, 0.2*seconds)
-    iw = nvae_iw_bpd(nvae, x, k=iw_k, seconds=0.5*seconds, bs=16 if x.shape[-1] <= 8 else 4)
+    g, e = test_bpd(glow, x, 0.2*seconds), nvae_elbo_bpd(nvae, x, 0.2*seconds)
+    iw = test_bpd(nvae, x, 0.5*seconds, chunk=16 if x.shape[-1] <= 8 else 4, k=iw_k)
     rows = [dict(model='Glow', measure=f'exact, dequantised (an upper bound on the discrete bits/dim), {len(g)} images', value=g.mean().item(),
                  published='; '.join(PUBLISHED['glow_bpd'])),
             dict(model='NVAE', measure=f'negative ELBO, {len(e)} images', value=e.mean().item(), published='-'),
@@ -506,8 +435,9 @@ def measure_likelihoods(learns:dict,  # model name -> its trained Learner
                  value=iw.mean().item(), published='; '.join(PUBLISHED['nvae_bpd'])),
             dict(model='NVAE with posterior flows', measure='-', value='not implemented in deepgen.nvae', published=PUBLISHED['nvae_bpd'][0])]
     n, recon, errs = min(len(x), 64), {}, {}
-    for k,f in (('glow', glow_reconstruction), ('nvae', nvae_reconstruction)):
-        recon[k], err = f(learns[k].model, x[:n]); errs[k] = dict(inference=INFERENCE[k], **err)
+    for k,l in learns.items():
+        if hasattr(l.model, 'reconstruct'):
+            recon[k], err = reconstruction(l.model, x[:n]); errs[k] = dict(inference=INFERENCE[k], **err)
     return dict(rows=rows, test_bpd=dict(glow=g.mean().item(), nvae=iw.mean().item())), dict(n=n, rows=errs), recon
 
 def sample_quality(learns:dict,       # model name -> its trained Learner
@@ -626,7 +556,7 @@ def compare(data:str|Path='digits',  # dataset name (digits, mnist, ...) or path
         C,H,W = st.dls.img_shape
         res = dict(data=str(data), img_shape=[C, H, W], n_bits=st.dls.n_bits, budget_s=float(budget), quick=quick, papers=papers, seed=seed, bs=st.bs,
                    n_train=len(st.dls.train.dataset), n_valid=len(st.dls.valid.dataset), n_test=len(st.x_test), device=st.device_name,
-                   threads=torch.get_num_threads(), configs=comparison_configs(st.dls.img_shape), shares=ph.shares,
+                   threads=torch.get_num_threads(), configs=small_configs(st.dls.img_shape), shares=ph.shares,
                    features=st.fx.name, features_short=st.fx.name.split(' (')[0], scale=f"{data} {C}x{H}x{W}, {budget:.0f} s budget on {st.device_name}",
                    models=model_rows(learns, logs), sections={}, phases=dict(caps=ph.caps, used=ph.used))
         imgs = _measure(st, learns, res, ph, seed, quick, papers)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
+from .registry import MODELS
 
 # %% auto #0
 __all__ = ['NAMES', 'PUBLISHED', 'SECTIONS', 'md_cell', 'md_table', 'md_tables', 'fmt', 'fmt_rate', 'report_head', 'time_line',
@@ -46,7 +47,7 @@ def md_tables(text:str)->list:
     return tables
 
 # %% ../nbs/18_report.ipynb #55036a4b
-NAMES = dict(glow='Glow', nvae='NVAE', stylegan2='StyleGAN2')
+NAMES = {k: s.title for k,s in MODELS.items()}   # 'glow' -> 'Glow', ...
 
 def fmt(v,           # a number, a string (kept), or `None`
         nd:int=3,    # significant digits of a float
