@@ -34,7 +34,7 @@ one core of a 2-core AVX-512-BF16 machine without AMX, shared with other jobs; r
   its fusion of element-wise chains pays more, which `--compile` (and `gpu.sh --sweep`) measures.
 """
 from __future__ import annotations
-import argparse, importlib.util, json, math, os, platform, re, sys, time, warnings
+import argparse, importlib.util, json, math, platform, re, sys, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math, re
 from pathlib import Path
 import numpy as np
-import torch
 from torch import Tensor
 import matplotlib.pyplot as plt
 from torchvision.utils import make_grid
@@ -184,7 +183,7 @@ def attribution_section(res:dict)->str:
     return '\n\n'.join(['## 7. StyleGAN2: attribution by projection',
                         md_table(['images', 'n', 'median distance', 'mean distance'], [['real (test split)', s['n'], *stats(s['real'])], ["StyleGAN2's own", s['n'], *stats(s['generated'])]]),
                         f"AUC (a generated image projects closer than a real one): **{s['auc']:.2f}**, after {s['steps']} projection steps, "
-                        f"distance: {s['distance']}. Published: {PUBLISHED['projection'][0]}.", '![attribution](attribution.png)'])
+                        f"distance: {s['distance']}. Published: {PUBLISHED['projection'][0]}.", '![attribution](attribution.png)', '![projections](projections.png)'])
 
 def speedups_section(res:dict)->str:
     "Section 8: seconds per StyleGAN2 step with lazy and every-step regularisation, grouped and non-grouped modulated convolutions."
