@@ -26,7 +26,7 @@ from .report import NAMES, PUBLISHED, fmt, smooth, plot_grids, plot_curves, plot
 
 # %% auto #0
 __all__ = ['SAMPLE_LABEL', 'PAPER_CONFIGS', 'SHARES', 'PAPER_SHARE', 'RESERVE', 'MIN_BUDGET', 'INFERENCE', 'RunLog', 'train_for',
-           'test_bpd', 'nvae_elbo_bpd', 'reconstruction', 'synthetic_dls', 'timed_steps', 'fid_samples', 'attribution',
+           'neg_elbo_bpd', 'test_bpd', 'reconstruction', 'synthetic_dls', 'timed_steps', 'fid_samples', 'attribution',
            'stylegan2_speedups', 'paper_throughput', 'diverged', 'kl_sweep', 'Phases', 'num_threads', 'setup',
            'train_models', 'model_rows', 'measure_likelihoods', 'sample_quality', 'speedups_plan', 'write_plots',
            'compare', 'add_compare_parser', 'compare_cli']
@@ -36,6 +36,7 @@ _old = dict(  # old name -> (what replaces it, a function returning an equivalen
     comparison_configs=('deepgen.registry.small_configs', lambda: small_configs),
     glow_bpd=('test_bpd(model, x, seconds)', lambda: lambda model, x, seconds=60., bs=64: test_bpd(model, x, seconds, chunk=bs)),
     nvae_iw_bpd=('test_bpd(model, x, seconds, k=k)', lambda: lambda model, x, k=100, seconds=60., bs=16: test_bpd(model, x, seconds, chunk=bs, k=k)),
+    nvae_elbo_bpd=('test_bpd(model, x, seconds, measure=neg_elbo_bpd)', lambda: lambda model, x, seconds=60., bs=64: test_bpd(model, x, seconds, chunk=bs, measure=neg_elbo_bpd)),
     glow_reconstruction=('reconstruction(model, x)', lambda: reconstruction),
     nvae_reconstruction=('reconstruction(model, x)', lambda: reconstruction))
 
@@ -111,29 +112,25 @@ def _chunks(f, x:Tensor, bs:int, seconds:float)->Tensor:
 def _dev(m): return next(m.parameters()).device
 
 # %% ../nbs/15_compare.ipynb #c71ab31d
+def neg_elbo_bpd(model,       # an `NVAE`
+                 img:Tensor,  # images `[B, C, H, W]` in [0, 1]
+                )->Tensor:
+    "NVAE's negative ELBO in bits/dim of each image `[B]`: the objective it trains on, with the KL in closed form."
+    log_px,kl = model(img)
+    return bits_per_dim(kl.sum(1) - log_px, model.n_dims)
+
 @torch.no_grad()
 def test_bpd(model,              # a trained likelihood model: anything with `bits_per_dim(img, **kwargs)` (Glow, NVAE)
              x:Tensor,           # test images `[N, C, H, W]` in [0, 1]
              seconds:float=60.,  # time cap
              chunk:int=64,       # images per chunk
+             measure=None,       # function (model, images) -> bits/dim per image; `model.bits_per_dim` when `None`
              **kwargs,           # more arguments of `model.bits_per_dim` (NVAE: `k`, its importance samples per image)
             )->Tensor:
-    "The model's own bits/dim of each test image `[N]` (as many as `seconds` allow): Glow's exact figure, NVAE's importance-weighted bound."
+    "The bits/dim of each test image `[N]` (as many as `seconds` allow): by default the model's own, Glow's exact figure or NVAE's importance-weighted bound."
     model.eval(); dev = _dev(model)
-    return _chunks(lambda xc: model.bits_per_dim(xc.to(dev), **kwargs), x, chunk, seconds)
-
-@torch.no_grad()
-def nvae_elbo_bpd(model,             # a trained `NVAE`
-                  x:Tensor,          # test images `[N, C, H, W]` in [0, 1]
-                  seconds:float=60., # time cap
-                  chunk:int=64,      # images per chunk
-                 )->Tensor:
-    "NVAE's negative ELBO in bits/dim of each test image `[N]`: the objective it trains on, with the KL in closed form."
-    model.eval(); dev = _dev(model)
-    def f(xc):
-        log_px,kl = model(xc.to(dev))
-        return bits_per_dim(kl.sum(1) - log_px, model.n_dims)
-    return _chunks(f, x, chunk, seconds)
+    f = measure or (lambda m, xc: m.bits_per_dim(xc, **kwargs))
+    return _chunks(lambda xc: f(model, xc.to(dev)), x, chunk, seconds)
 
 # %% ../nbs/15_compare.ipynb #b971fe9f
 @torch.no_grad()
@@ -186,10 +183,7 @@ def timed_steps(learn,         # a Learner
 # %% ../nbs/15_compare.ipynb #3de1fcfe
 SAMPLE_LABEL = {k: f"{s.title}, {s.sample_label()}" for k,s in MODELS.items()}   # e.g. 'Glow, T=0.7'
 
-def _sample_batch(name:str, model, b:int)->Tensor:
-    if name == 'glow': return model.sample(b, temp=0.7)
-    if name == 'nvae': return model.sample(b, temp=1.0)
-    return model.sample(b)
+def _sample_batch(name:str, model, b:int)->Tensor: return model.sample(b, temp=model_spec(name).temp)   # the protocol, at the registry's temperature
 
 @torch.no_grad()
 def fid_samples(learns:dict,    # model name ('glow', 'nvae', 'stylegan2') -> its Learner
@@ -223,7 +217,8 @@ def attribution(G,                   # the generator (its EMA copy)
                 seed:int=0,          # seed of the generated images and of the projection
                )->dict:
     "Project real and generated images into `G`; their distances, the AUC and the distance's name."
-    from deepgen.stylegan2 import project, multiscale_mse, distance_label
+    from deepgen.projection import project
+    from deepgen.metrics import multiscale_mse, distance_label
     n = len(real)
     fake = G.sample(n, seed=seed).cpu()
     x = torch.cat([real.cpu(), fake])
@@ -237,7 +232,7 @@ def attribution(G,                   # the generator (its EMA copy)
 
 # %% ../nbs/15_compare.ipynb #ce0950eb
 def _reg_counts(learn):
-    from deepgen.stylegan2 import R1Penalty, PathLengthPenalty
+    from deepgen.stylegan2_learner import R1Penalty, PathLengthPenalty
     return {f'{k}_steps': sum(len(cb.history) for cb in learn.cbs if isinstance(cb, c)) for k,c in (('r1', R1Penalty), ('pl', PathLengthPenalty))}
 
 def stylegan2_speedups(dls,                # DataLoaders of the images
@@ -321,7 +316,7 @@ def kl_sweep(dls,                  # DataLoaders of the images
         log = train_for(learn, 'nvae', 0.8*per)
         msg = getattr(getattr(learn, 'nan_guard', None), 'message', None)
         bad, why = diverged(log.curve('bpd')[1], msg is not None)
-        elbo = nvae_elbo_bpd(learn.model, x_test, 0.15*per).mean().item()
+        elbo = test_bpd(learn.model, x_test, 0.15*per, measure=neg_elbo_bpd).mean().item()
         runs.append(dict(warmup=w, seed=s, steps=len(log.rows), test_elbo_bpd=elbo if math.isfinite(elbo) else None,
                          diverged=bad, why=why, curve=log.curve('bpd')))
     by = {w: [r['test_elbo_bpd'] for r in runs if r['warmup'] == w and r['test_elbo_bpd'] is not None] for w in warmups}
@@ -426,7 +421,7 @@ def measure_likelihoods(learns:dict,  # model name -> its trained Learner
                        )->tuple[dict, dict, dict]:
     "Section 1's likelihood rows, section 5's reconstruction errors, and the reconstructed images."
     glow, nvae = learns['glow'].model, learns['nvae'].model
-    g, e = test_bpd(glow, x, 0.2*seconds), nvae_elbo_bpd(nvae, x, 0.2*seconds)
+    g, e = test_bpd(glow, x, 0.2*seconds), test_bpd(nvae, x, 0.2*seconds, measure=neg_elbo_bpd)
     iw = test_bpd(nvae, x, 0.5*seconds, chunk=16 if x.shape[-1] <= 8 else 4, k=iw_k)
     rows = [dict(model='Glow', measure=f'exact, dequantised (an upper bound on the discrete bits/dim), {len(g)} images', value=g.mean().item(),
                  published='; '.join(PUBLISHED['glow_bpd'])),
