@@ -70,4 +70,7 @@ def test_same_step_on_both_paths(runs):
     if not all(o['path'] == 'learner' for o in runs['learner'].values()): pytest.skip('fastai is not installed here: only the plain path runs')
     for k, o in runs['learner'].items():
         q = runs['plain'][k]
-        assert (q['params'], q['flops_per_step']) == (o['params'], o['flops_per_step']), k
+        assert q['params'] == o['params'], k
+        # StyleGAN2 mixes styles in 90% of its steps, at random: a mixed step runs the mapping network twice (0.05% of
+        # config F's step), so the two paths' FLOP counts of one step agree to that
+        assert q['flops_per_step'] == pytest.approx(o['flops_per_step'], rel=1e-3 if k[0] == 'stylegan2' else 1e-9), k
