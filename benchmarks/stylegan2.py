@@ -28,7 +28,7 @@ them eagerly in the R1 and path-length steps (compiled graphs have no double bac
 Learner's optimiser, fastai's own Adam (it warns and says so in the JSON), while the plain PyTorch loop uses
 torch.optim.Adam, fused. The JSON also gives the FLOPs of one training step (R1 and path length weighted by how often
 they run) and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on random
-images, at the benchmark configuration (`--config design`) or config F's networks at 256x256 (`--config paper`):
+images, at the benchmark configuration (`--config small`) or config F's networks at 256x256 (`--config paper`):
 
     python benchmarks/stylegan2.py --speed --config paper --device cuda --steps 32
     python benchmarks/stylegan2.py --speed --device cpu --steps 2     # also runs without fastai (a plain PyTorch loop)
@@ -45,7 +45,7 @@ import _speed as S
 
 BS = 16
 CONFIGS = dict(
-    design=dict(preset='benchmark', kw={}, shape=(1, 32, 32), bs=16, gpu_steps=64,
+    small=dict(preset='benchmark', kw={}, shape=(1, 32, 32), bs=16, gpu_steps=64,
                 desc="the 'benchmark' preset: 32x32, 1 channel, channel base 2048, channel max 128, z and w 128, 2-layer mapping "
                      '(G about 1.05M, D about 1.15M parameters); batch 16; lazy R1 every 16, path length every 4'),
     paper=dict(preset='config-f', kw=dict(size=256), shape=(3, 256, 256), bs=32, gpu_steps=32,
@@ -74,7 +74,7 @@ def _learner(dls, args, v, notes=None):
     return S.apply_options(learn, args.opts, notes, compile_fn=lambda l: l.to_compiled(COMPILE_NAMES, eager_when=_in_reg_step))
 
 
-def plain_step(opts, device, bs, cfg=CONFIGS['design']):
+def plain_step(opts, device, bs, cfg=CONFIGS['small']):
     """StyleGAN2's training step for a plain PyTorch loop: `deepgen.stylegan2_loss.StyleGAN2Step`, the schedule and losses
     `StyleGAN2Learner` runs (D, R1 every 16 steps, G with style mixing 0.9, path length every 4 steps on half the batch,
     the EMA of G), with torch.optim.Adam for each network at the lazy-regularisation corrections. Its phases are timed
