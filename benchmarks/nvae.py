@@ -1,4 +1,4 @@
-"""NVAE benchmark: DESIGN.md's configuration (2 scales x 2 groups, 16 channels) on MNIST padded to 32x32, batch 16.
+"""NVAE benchmark: the `bench` preset (2 scales x 2 groups, 16 channels) on MNIST padded to 32x32, batch 16.
 
 Prints one JSON object: parameter count, training images/second for each thread count, peak memory of a training
 step with and without gradient checkpointing, and the importance-weighted test NLL after a fixed number of steps.
@@ -9,7 +9,9 @@ step with and without gradient checkpointing, and the importance-weighted test N
 The speed options shared by every benchmark (--amp, --channels-last/--no-channels-last, --compile, --fused; see
 benchmarks/_speed.py; --precision is the old name of --amp) apply to every Learner here; the JSON also gives the FLOPs of
 one training step and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on
-random images, at the DESIGN configuration (`--config design`) or the paper's CIFAR-10 model (`--config paper`):
+random images, at the `bench` preset (`--config design`) or the paper's CIFAR-10 model (`--config paper`). The Learner
+(`--path learner`, with fastai) and the plain PyTorch loop (`--path plain`, torch alone) train with the same loss and
+regulariser, `deepgen.nvae.NVAELoss` and the model's `SpectralPenalty`:
 
     python benchmarks/nvae.py --speed --config paper --device cuda --steps 30
     python benchmarks/nvae.py --speed --device cpu --steps 2     # also runs without fastai (a plain PyTorch loop)
@@ -20,16 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT/'benchmarks'))
-import _speed as S   # first: puts stand-ins for fastai & co in place when they are not installed (see _bare.py)
+import _speed as S
 
 import torch
-from fastai.callback.core import Callback, CancelValidException
 
 PRESET = 'bench'
 BS = 16
 CONFIGS = dict(
     design=dict(preset='bench', shape=(1, 32, 32), bs=16, gpu_steps=100,
-                desc='DESIGN.md: 2 scales x 2 groups, 16 channels (about 1.9M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
+                desc='the bench preset: 2 scales x 2 groups, 16 channels (about 2.0M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
     paper=dict(preset='cifar10', shape=(3, 32, 32), bs=32, gpu_steps=30,
                desc="the paper's CIFAR-10 model: 30 groups of 20 latents at 16x16, 128 channels, 2 cells per group, "
                     "mixture of 10 logistics; 3x32x32, batch 32 per GPU (the reference code's)",
@@ -65,62 +66,64 @@ def dls_for(args, n_items):
     if args.data == 'digits': return image_dls('digits', size=32, **kw)
     return image_dls(args.data, size=32, **kw)
 
-class _SkipValid(Callback):
-    def before_validate(self): raise CancelValidException()
-
-class _Timer(Callback):
-    "Seconds per training step, after `skip` warm-up steps."
-    order = 100
-    def __init__(self, skip=2): self.skip, self.times = skip, []
-    def before_batch(self):
-        if self.training: self.t0 = time.perf_counter()
-    def after_step(self):
-        if self.train_iter >= self.skip:
-            if self.learn.dls.device.type == 'cuda': torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.t0)
+def _callbacks():
+    "The fastai callbacks of the Learner runs (imported only when fastai is)."
+    from fastai.callback.core import Callback, CancelValidException
+    class SkipValid(Callback):
+        def before_validate(self): raise CancelValidException()
+    class Timer(Callback):
+        "Seconds per training step, after `skip` warm-up steps."
+        order = 100
+        def __init__(self, skip=2): self.skip, self.times = skip, []
+        def before_batch(self):
+            if self.training: self.t0 = time.perf_counter()
+        def after_step(self):
+            if self.train_iter >= self.skip:
+                if self.learn.dls.device.type == 'cuda': torch.cuda.synchronize()
+                self.times.append(time.perf_counter() - self.t0)
+    return SkipValid, Timer
 
 def make_learner(dls, args, notes=None, **kw):
-    from deepgen.core import set_seed
-    from deepgen.nvae import nvae_learner
+    from fastai.torch_core import set_seed
+    from deepgen.nvae_learner import nvae_learner
     set_seed(args.seed)
-    learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, cbs=[_SkipValid()], **kw)
+    learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, cbs=[_callbacks()[0]()], **kw)
     return S.apply_options(learn, args.opts, notes)  # the whole model compiled: its step is one forward pass
 
 def plain_step(opts, device, bs, cfg=CONFIGS['design']):
-    """NVAE's training step for a plain PyTorch loop, as `nvae_learner` trains: the negative ELBO in bits/dim (during the KL
-    warm-up, with KL balancing), spectral regularisation (lambda 1e-2), Adamax (lr 1e-2, eps 1e-3, wd 3e-4)."""
-    from types import SimpleNamespace
-    from deepgen.nvae import nvae_preset, NVAELoss, SpectralReg
-    from deepgen.train import compile_modules, fused_torch_optimizer
+    """NVAE's training step in a plain PyTorch loop, with the loss and regulariser `nvae_learner` calls: the negative ELBO
+    in bits/dim half-way through the KL warm-up (with KL balancing), the spectral term (lambda 1e-2), and Adamax with
+    NVAE's values (lr 1e-2, eps 1e-3, wd 3e-4)."""
+    from deepgen.nvae import nvae_preset, NVAELoss
     model = nvae_preset(cfg['preset'], channels_last=opts.channels_last, **cfg.get('kw', {})).to(device)
     x = S.synthetic_batch(cfg['shape'], bs, device, channels_last=opts.channels_last)
     loss_fn = NVAELoss(model.n_dims, model.kl_alpha)
-    loss_fn.kl_coeff, loss_fn.balance = 0.5, True          # as KLWarmup sets them half-way through the warm-up
-    sr = SpectralReg(1e-2)
-    sr.learn = SimpleNamespace(model=model, loss_func=loss_fn)
-    sr.before_fit()
+    loss_fn.warm_up(0.15)                                   # half-way through the warm-up, as KLWarmup sets it there
     opt, notes = torch.optim.Adamax(model.parameters(), lr=1e-2, eps=1e-3, weight_decay=3e-4), []
-    if opts.fused: opt, notes = S.fuse_with_notes(lambda: fused_torch_optimizer(opt))
+    if opts.fused:
+        from deepgen.train import fused_torch_optimizer
+        opt, notes = S.fuse_with_notes(lambda: fused_torch_optimizer(opt))
     step = S.Stepper(device, opts.amp)
     def train_step(x):
         with S.amp_ctx(device, opts.amp):
-            loss = loss_fn(model(x))
-            loss = loss + sr.lam * sr.scale * sr.penalty()
+            loss = loss_fn(model(x)) + loss_fn.spectral(model, 1e-2)
         step(loss, opt)
-    return dict(model=model, phases=[('step', train_step, 1)], batch=x, opt_info=S.optimizer_info(opt, notes),
-                compile=lambda: compile_modules(model))
+    def compile_model():
+        from deepgen.train import compile_modules
+        compile_modules(model)
+    return dict(model=model, phases=[('step', train_step, 1)], batch=x, opt_info=S.optimizer_info(opt, notes), compile=compile_model)
 
 def learner_for(dls, opts, cfg):
     "`nvae_learner` at configuration `cfg` for the speed run (the options are applied by `_speed.speed_run`)."
-    from deepgen.nvae import nvae_learner
-    return nvae_learner(dls, preset=cfg['preset'], channels_last=opts.channels_last, cbs=[_SkipValid()], **cfg.get('kw', {})), {}, None
+    from deepgen.nvae_learner import nvae_learner
+    return nvae_learner(dls, preset=cfg['preset'], channels_last=opts.channels_last, cbs=[_callbacks()[0]()], **cfg.get('kw', {})), {}, None
 
 def train_throughput(args, n_threads):
     "Training images/second with `n_threads` CPU threads, over `--time-steps` steps of `nvae_learner`."
     torch.set_num_threads(n_threads)
     n = args.time_steps + 2
     learn = make_learner(dls_for(args, n*args.bs), args)
-    timer = _Timer(skip=2)
+    timer = _callbacks()[1](skip=2)
     with learn.no_bar(), learn.no_logging(): learn.fit_nvae(1, cbs=timer)
     return round(args.bs*len(timer.times)/sum(timer.times), 2) if timer.times else None
 
@@ -128,11 +131,11 @@ def _rss_mib(): return int(open('/proc/self/statm').read().split()[1])*resource.
 
 def memory_child(args, checkpoint):
     "Peak memory of training steps (run in a fresh process): CUDA max allocated, or sampled resident memory on a CPU."
-    from deepgen.nvae import nvae_preset, Adamax
+    from deepgen.nvae import nvae_preset
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
     m = nvae_preset(PRESET, checkpoint=checkpoint).to(dev)
-    opt = Adamax(m.parameters())
+    opt = torch.optim.Adamax(m.parameters(), lr=1e-2, eps=1e-3, weight_decay=3e-4)
     x = ((torch.rand(args.bs, *m.img_shape)*255).round()/255).to(dev)
     peak, on = [0.], [False]
     def probe(*a):
@@ -166,7 +169,8 @@ def peak_memory(args, checkpoint):
 
 def train_and_evaluate(args):
     "Train `--steps` steps, then the negative ELBO and the importance-weighted NLL on test images."
-    from deepgen.core import bits_per_dim, n_params, set_seed
+    from fastai.torch_core import set_seed
+    from deepgen.core import bits_per_dim, n_params
     from deepgen.nvae import iw_nll
     dls = dls_for(args, args.steps*args.bs)
     notes = []

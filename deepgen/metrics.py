@@ -1,4 +1,4 @@
-"""Likelihoods in bits per dimension and importance-weighted NLL, the Fréchet distance, FID and KID with a pluggable and always-named feature extractor, and the small helpers the model comparison needs.
+"""Bits per dimension, the Fréchet distance, FID and KID with a pluggable and always-named feature extractor, and a trimmed mean.
 
 Docs: https://deepgen-dev.github.io/deepgen/metrics.html.md"""
 
@@ -17,28 +17,36 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.schedule  # adds Learner.fit_one_cycle
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from fastai.torch_core import set_seed
-from .core import bits_per_dim, n_params, n_layers, atomic_save
+from .core import bits_per_dim, atomic_save
 from .data import image_dls
 
 # %% auto #0
-__all__ = ['iw_nll', 'frechet_distance', 'FeatureExtractor', 'inception_features', 'SmallCNN', 'cache_dir', 'classifier_features',
-           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'layer_counts', 'bits_per_dim']
+__all__ = ['frechet_distance', 'FeatureExtractor', 'inception_features', 'SmallCNN', 'cache_dir', 'classifier_features',
+           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'bits_per_dim']
 
 # %% ../nbs/12_metrics.ipynb #b1e15f3d
 _all_ = ['bits_per_dim']
 
-# %% ../nbs/12_metrics.ipynb #909bf5db
-def iw_nll(log_w:Tensor, # `[K, B]` log-weights $\ln p(x, z_k) - \ln q(z_k \mid x)$: K samples for each of B images
-          )->Tensor:
-    "Importance-weighted negative log-likelihood in nats, `[B]`: $-(\\operatorname{logsumexp}_k \\ln w_k - \\ln K)$."
-    if not isinstance(log_w, Tensor): raise TypeError(f"log_w must be a tensor of log-weights [K, B], got {type(log_w).__name__}.")
-    if log_w.ndim != 2:
-        raise ValueError(f"log_w must have shape [K, B] (K importance samples for each of B images), got {tuple(log_w.shape)}"
-                         + (": for one image use log_w[:, None]." if log_w.ndim == 1 else "."))
-    return -(torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0]))
+# %% ../nbs/12_metrics.ipynb #c0c71ff1
+def _iw_nll(log_w:Tensor)->Tensor:
+    from .nvae_math import log_mean_exp
+    return -log_mean_exp(log_w, 0)
+
+def _layer_counts(m:nn.Module)->dict:
+    from .core import n_params, n_layers
+    return dict(params=n_params(m), layers=n_layers(m))
+
+_removed = dict(iw_nll=(_iw_nll, "use deepgen.nvae.iw_nll(model, x, k) for a trained NVAE, or -deepgen.nvae_math.log_mean_exp(log_w, 0) for log-weights"),
+                layer_counts=(_layer_counts, "use deepgen.core.n_params and deepgen.core.n_layers"))
+
+def __getattr__(name):
+    "Names removed from `deepgen.metrics` (each had one copy elsewhere): still importable for one release, with a warning."
+    if name not in _removed: raise AttributeError(f"module 'deepgen.metrics' has no attribute {name!r}")
+    f, instead = _removed[name]
+    warnings.warn(f"deepgen.metrics.{name} is deprecated and will be removed in the next release: {instead}.", DeprecationWarning, stacklevel=2)
+    return f
 
 # %% ../nbs/12_metrics.ipynb #44a1d6f4
 def _sym(m:Tensor)->Tensor: return (m + m.T) / 2
@@ -269,7 +277,7 @@ def extract_features(x:Tensor|Iterable,      # images `[N, C, H, W]` in [0, 1], 
 
 # %% ../nbs/12_metrics.ipynb #85a3e29c
 class _Identity(nn.Module):
-    "Features that are already features: lets torchmetrics' FID and KID work on extracted features."
+    "Features that are already features: lets torchmetrics' KID work on extracted features."
     def __init__(self, num_features:int): super().__init__(); self.num_features = num_features
     def forward(self, x): return x
 
@@ -285,8 +293,7 @@ def fid_kid(real:Tensor|Iterable,        # real images `[N, C, H, W]` in [0, 1],
     fr = extract_features(real, features, bs, 'real'); ff = extract_features(fake, features, bs, 'fake')
     if min(len(fr), len(ff)) < 2: raise ValueError(f"FID and KID need at least 2 images on each side (thousands for stable figures), got {len(fr)} real and {len(ff)} fake.")
     d = fr.shape[1]
-    fid = FrechetInceptionDistance(feature=_Identity(d))
-    fid.update(fr, real=True); fid.update(ff, real=False)
+    fid = frechet_distance(fr.mean(0), fr.T.cov(), ff.mean(0), ff.T.cov())
     m = max(2, min(kid_subset_size, min(len(fr), len(ff)) // 2))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # torchmetrics warns that KID keeps all features in memory
@@ -295,7 +302,7 @@ def fid_kid(real:Tensor|Iterable,        # real images `[N, C, H, W]` in [0, 1],
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         k_mean, k_std = kid.compute()
-    return dict(fid=fid.compute().item(), kid=k_mean.item(), kid_std=k_std.item(), features=features.name,
+    return dict(fid=fid.item(), kid=k_mean.item(), kid_std=k_std.item(), features=features.name,
                 n_real=len(fr), n_fake=len(ff), kid_subset_size=m)
 
 # %% ../nbs/12_metrics.ipynb #17e39206
@@ -309,8 +316,3 @@ def trimmed_mean(x:Tensor,      # values, any shape (flattened)
     x = x if x.is_floating_point() else x.double()
     a, b = torch.quantile(x, lo, interpolation='lower'), torch.quantile(x, hi, interpolation='higher')
     return x[(x >= a) & (x <= b)].mean()
-
-# %% ../nbs/12_metrics.ipynb #5bdabf51
-def layer_counts(m:nn.Module)->dict:
-    "Parameters and weight layers (convolutions, linear maps) of `m`: `dict(params=..., layers=...)`."
-    return dict(params=n_params(m), layers=n_layers(m))

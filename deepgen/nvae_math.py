@@ -24,9 +24,9 @@ def kl_normal(mu_q:Tensor,        # mean of q
             + (torch.exp(2*(log_sigma_q - log_sigma_p)) + ((mu_q - mu_p)*torch.exp(-log_sigma_p))**2)/2 - 0.5)
 
 # %% ../nbs/09_nvae_math.ipynb #8123907a
-def kl_residual_normal(delta_mu:Tensor,        # the encoder's offset of the mean, $\Delta\mu$
-                       delta_log_sigma:Tensor, # the encoder's log relative scale, $\log\Delta\sigma$
-                       log_sigma_p:Tensor,     # the prior's log standard deviation, $\log\sigma_p$
+def kl_residual_normal(delta_mu:Tensor,        # the encoder's offset of the mean, Δμ
+                       delta_log_sigma:Tensor, # the encoder's log relative scale, log Δσ
+                       log_sigma_p:Tensor,     # the prior's log standard deviation, log σ_p
                       )->Tensor:
     "Elementwise KL(N(mu_p + dmu, (sigma_p dsigma)^2) || N(mu_p, sigma_p^2)) in nats; independent of mu_p."
     return 0.5*((delta_mu*torch.exp(-log_sigma_p))**2 + torch.exp(2*delta_log_sigma) - 1) - delta_log_sigma

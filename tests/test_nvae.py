@@ -1,11 +1,12 @@
-"NVAE outside a notebook: the exported Learner round trip a user relies on, and the benchmark script's dry run."
-import json, os, subprocess, sys
+"NVAE outside a notebook: the exported Learner round trip, the model without fastai, the names that moved, and the benchmark's dry runs."
+import json, os, subprocess, sys, warnings
 from pathlib import Path
 import pytest, torch
 from fastai.learner import load_learner
 from fastai.torch_core import set_seed
 from deepgen.data import image_dls
-from deepgen.nvae import nvae_learner, NVAE
+from deepgen.nvae import NVAE
+from deepgen.nvae_learner import nvae_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(nf=8, n_latent=4, groups=(2, 2), n_pre=1, n_pre_cells=1, n_post=1, n_post_cells=1, n_enc_cells=1, n_dec_cells=1)
@@ -33,3 +34,43 @@ def test_benchmark_dry_run(tmp_path):
     assert res['params'] > 1_000_000 and res['train_steps'] == 2 and res['test_images'] == 8
     assert res['train_img_per_s']['1'] > 0
     assert res['test_iw_nll_nats'] > 0 and res['test_iw_nll_bpd'] == pytest.approx(res['test_iw_nll_nats']/(1024*0.6931471805599453), rel=1e-3)
+
+TORCH_ONLY = "import sys; [sys.modules.__setitem__(m, None) for m in ('fastai', 'matplotlib', 'torchvision', 'fasttransform')]\n"
+
+def test_models_layer_without_fastai():
+    "deepgen.nvae imports and trains a step with torch, numpy and fastcore alone; config and state_dict rebuild it."
+    code = TORCH_ONLY + """
+import json, torch
+from deepgen.nvae import NVAE, NVAELoss
+torch.manual_seed(0)
+m = NVAE(img_shape=(1, 8, 8), nf=8, n_latent=4, groups=(2, 2), n_pre=1, n_pre_cells=1, n_post=1, n_post_cells=1, n_enc_cells=1, n_dec_cells=1)
+loss_fn, opt = NVAELoss(m.n_dims, m.kl_alpha), torch.optim.Adamax(m.parameters(), lr=1e-2, eps=1e-3, weight_decay=3e-4)
+x = (torch.rand(4, 1, 8, 8) > 0.5).float()
+loss_fn.warm_up(0.1)
+loss = loss_fn(m(x)) + loss_fn.spectral(m)
+loss.backward(); opt.step()
+m2 = NVAE.from_config(json.loads(json.dumps(m.config))); m2.load_state_dict(m.state_dict())
+assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+assert m2.bits_per_dim(x, k=2).shape == (4,) and m2.sample(2).shape == (2, 1, 8, 8)
+print('ok', float(loss))
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    assert r.returncode == 0 and r.stdout.startswith('ok'), r.stderr[-3000:]
+
+def test_moved_names_warn():
+    import deepgen.nvae, deepgen.nvae_learner, deepgen.train
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        from deepgen.nvae import nvae_learner as a, SpectralReg as b, Adamax as c
+    assert a is deepgen.nvae_learner.nvae_learner and b is deepgen.nvae_learner.SpectralReg and c is deepgen.train.Adamax
+    assert [w.category for w in ws] == [DeprecationWarning]*3 and 'deepgen.nvae_learner' in str(ws[0].message)
+    assert not {'nvae_learner', 'SpectralReg', 'Adamax'} & set(deepgen.nvae.__all__)
+    with pytest.raises(AttributeError, match='no attribute'): deepgen.nvae.not_a_name
+
+def test_benchmark_plain_speed_run():
+    "The plain PyTorch loop of the benchmark (the path taken without fastai) runs the model's loss and regulariser."
+    cmd = [sys.executable, str(ROOT/'benchmarks'/'nvae.py'), '--speed', '--path', 'plain', '--device', 'cpu', '--steps', '2', '--threads', '1']
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout[r.stdout.index('{'):])
+    assert res['path'] == 'plain' and res['img_per_sec'] > 0
