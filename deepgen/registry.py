@@ -57,10 +57,10 @@ class ModelSpec:
 
 # %% ../nbs/14_registry.ipynb #044071b2
 MODELS = {s.name: s for s in [
-    ModelSpec('glow', 'Glow', 'deepgen.glow:Glow', 'deepgen.glow:glow_learner', 'deepgen.glow:GLOW_PRESETS',
+    ModelSpec('glow', 'Glow', 'deepgen.glow:Glow', 'deepgen.glow_learner:glow_learner', 'deepgen.glow:GLOW_PRESETS',
               ('mnist', 'cifar10', 'celeba256'), fit='fit_one_cycle', temp=0.7, temp_name='T', likelihood='exact',
               learner_kw=dict(sample_every=None)),
-    ModelSpec('nvae', 'NVAE', 'deepgen.nvae:NVAE', 'deepgen.nvae:nvae_learner', 'deepgen.nvae:NVAE_PRESETS',
+    ModelSpec('nvae', 'NVAE', 'deepgen.nvae:NVAE', 'deepgen.nvae_learner:nvae_learner', 'deepgen.nvae:NVAE_PRESETS',
               ('mnist', 'cifar10', 'celebahq256', 'bench'), fit='fit_nvae', temp=1.0, temp_name='T',
               likelihood='importance-weighted bound'),
     ModelSpec('stylegan2', 'StyleGAN2', 'deepgen.stylegan2:StyleGAN2', 'deepgen.stylegan2:stylegan2_learner',
