@@ -513,6 +513,7 @@ def _ckpt_path(learn, fname)->Path:
     f = Path(fname)
     return learn.path/learn.model_dir/f'{f}.pth' if f.suffix == '' and f.parent == Path('.') else f
 
+# %% ../nbs/02_train.ipynb #42e81d63
 def _model_info(m:nn.Module)->dict:
     "What a checkpoint says about the model it holds: its class, image shape (when the model knows it) and parameter count."
     try: shape = [int(s) for s in m.img_shape]
