@@ -24,7 +24,8 @@ from .data import image_dls
 
 # %% auto #0
 __all__ = ['frechet_distance', 'FeatureExtractor', 'inception_features', 'SmallCNN', 'cache_dir', 'classifier_features',
-           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'bits_per_dim']
+           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'multiscale_mse', 'distance_label',
+           'FeatureDistance', 'vgg16_distance', 'bits_per_dim']
 
 # %% ../nbs/12_metrics.ipynb #b1e15f3d
 _all_ = ['bits_per_dim']
@@ -316,3 +317,82 @@ def trimmed_mean(x:Tensor,      # values, any shape (flattened)
     x = x if x.is_floating_point() else x.double()
     a, b = torch.quantile(x, lo, interpolation='lower'), torch.quantile(x, hi, interpolation='higher')
     return x[(x >= a) & (x <= b)].mean()
+
+# %% ../nbs/12_metrics.ipynb #5a4b6977
+from functools import partial
+
+# %% ../nbs/12_metrics.ipynb #b01c4f92
+def multiscale_mse(x:Tensor,       # images [N, C, H, W] in [0, 1]
+                   y:Tensor,       # images [N, C, H, W] in [0, 1]
+                   min_size:int=8, # coarsest level of the pyramid
+                  )->Tensor:       # [N]
+    "Mean squared pixel difference, averaged over a 2x average-pooling pyramid down to `min_size` pixels."
+    d, n = 0., 0
+    while True:
+        d, n = d + (x - y).float().square().flatten(1).mean(1), n + 1
+        if min(x.shape[-2:]) // 2 < min_size: break
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return d / n
+multiscale_mse.label = 'multiscale pixel MSE'
+
+def distance_label(distance)->str:
+    "What a distance function says it is."
+    return getattr(distance, 'label', getattr(distance, '__name__', type(distance).__name__))
+
+# %% ../nbs/12_metrics.ipynb #c2fa8d5b
+class FeatureDistance(nn.Module):
+    "LPIPS-style distance on any feature extractor: channel-normalised activations at `taps`, squared differences, spatial mean."
+    def __init__(self, features:nn.Sequential, # feature extractor, run layer by layer
+                 taps:list,                    # indices of the layers whose outputs are compared
+                 weights:list|None=None,       # per-tap channel weights [C] (LPIPS's learned ones); uniform when `None`
+                 label:str='feature distance', # what the distance is, for plots and reports
+                 prep=None,                    # maps images in [0, 1] to the extractor's input
+                ):
+        super().__init__()
+        self.features, self.taps, self.label, self.prep = features.eval().requires_grad_(False), list(taps), label, prep
+        self.weights = None if weights is None else [torch.as_tensor(w).flatten() for w in weights]
+
+    def feats(self, x):
+        x = self.prep(x) if self.prep is not None else x
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps: out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))
+            if i >= max(self.taps): break
+        return out
+
+    def forward(self, x:Tensor, y:Tensor)->Tensor:
+        fx, fy = self.feats(x), self.feats(y)
+        d = 0.
+        for j, (a, b) in enumerate(zip(fx, fy)):
+            sq = (a - b).square()
+            sq = sq.mean(1) if self.weights is None else (sq * self.weights[j].to(sq)[None, :, None, None]).sum(1)
+            d = d + sq.mean((1, 2))
+        return d
+
+# %% ../nbs/12_metrics.ipynb #c276d858
+_lpips_shift = torch.tensor([-.030, -.088, -.188])[None, :, None, None]
+_lpips_scale = torch.tensor([.458, .448, .450])[None, :, None, None]
+
+def _vgg_prep(x, size):
+    "Images in [0, 1] -> 3 channels, at least `size` pixels, LPIPS's input scaling."
+    if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
+    if size and x.shape[-1] < size: x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
+    return ((x * 2 - 1) - _lpips_shift.to(x)) / _lpips_scale.to(x)
+
+def vgg16_distance(vgg_path:str|Path,             # torchvision VGG16 state dict ('features.N.weight' keys, or 'N.weight')
+                   lpips_path:str|Path|None=None, # the `lpips` package's VGG linear weights (`weights/v0.1/vgg.pth`)
+                   min_size:int=64,               # smaller images are upsampled to this size first
+                  )->FeatureDistance:
+    "LPIPS (VGG16) when both files are given; otherwise the unweighted VGG16 feature distance. Weights are read from disk only."
+    from torchvision.models.vgg import make_layers, cfgs
+    features = make_layers(cfgs['D'])
+    sd = torch.load(vgg_path, map_location='cpu', weights_only=True)
+    sd = {k[len('features.'):] if k.startswith('features.') else k: v for k, v in sd.items() if not k.startswith('classifier.')}
+    features.load_state_dict(sd)
+    weights, label = None, 'VGG16 features (unweighted, not LPIPS)'
+    if lpips_path is not None:
+        lin = torch.load(lpips_path, map_location='cpu', weights_only=True)
+        weights = [lin[f'lin{i}.model.1.weight'] for i in range(5)]
+        label = 'LPIPS (VGG16)'
+    return FeatureDistance(features, taps=[3, 8, 15, 22, 29], weights=weights, label=label, prep=partial(_vgg_prep, size=min_size))
