@@ -169,12 +169,9 @@ def _write_run(learn, out:Path, spec, summary:dict, dls):
     from fastai.torch_core import get_model
     from deepgen.registry import save_model
     from deepgen.train import atomic_file
-    m = get_model(learn.model)
-    if hasattr(m, 'config'):
-        save_model(m, out, spec.name, data=summary['data'], n_bits=dls.n_bits, epochs=summary['epochs'])
-        summary['files'] = ['model.json', 'model.pth']
+    save_model(get_model(learn.model), out, spec.name, data=summary['data'], n_bits=dls.n_bits, epochs=summary['epochs'])
     learn.export('model.pkl')
-    summary['files'] = summary.get('files', []) + ['model.pkl']
+    summary['files'] = ['model.json', 'model.pth', 'model.pkl']
     with atomic_file(out/'summary.json') as tmp: tmp.write_text(json.dumps(summary, indent=2) + '\n')
 
 # %% ../nbs/16_cli.ipynb #6bdb26a3

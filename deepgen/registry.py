@@ -63,8 +63,8 @@ MODELS = {s.name: s for s in [
     ModelSpec('nvae', 'NVAE', 'deepgen.nvae:NVAE', 'deepgen.nvae_learner:nvae_learner', 'deepgen.nvae:NVAE_PRESETS',
               ('mnist', 'cifar10', 'celebahq256', 'bench'), fit='fit_nvae', temp=1.0, temp_name='T',
               likelihood='importance-weighted bound'),
-    ModelSpec('stylegan2', 'StyleGAN2', 'deepgen.stylegan2:StyleGAN2', 'deepgen.stylegan2:stylegan2_learner',
-              'deepgen.stylegan2:stylegan2_presets', ('config-f', 'benchmark', 'mnist', 'digits'), fit='fit', temp=1.0,
+    ModelSpec('stylegan2', 'StyleGAN2', 'deepgen.stylegan2:StyleGAN2', 'deepgen.stylegan2_learner:stylegan2_learner',
+              'deepgen.stylegan2:STYLEGAN2_PRESETS', ('config-f', 'benchmark', 'mnist', 'digits'), fit='fit', temp=1.0,
               temp_name='psi', likelihood=None),
 ]}
 
