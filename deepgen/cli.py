@@ -72,7 +72,7 @@ def _writable_dir(d:Path, what:str):
 
 def _prepare_out(out:Path, resume:bool, overwrite:bool):
     "Make the run folder; refuse to replace or continue a run in it unless asked; remove what killed writers left."
-    from deepgen.train import remove_stale_tmp
+    from deepgen.core import remove_stale_tmp
     _writable_dir(out, '--out')
     held = [f for f in RUN_FILES if (out/f).exists()]
     if held and not (resume or overwrite):
@@ -158,7 +158,7 @@ def _fit(learn, spec, args, start:int, cbs:list)->str|None:
     fit = getattr(learn, spec.fit)
     try:
         if _is_distributed():
-            from deepgen.train import ddp_ctx
+            from deepgen.distributed import ddp_ctx
             with ddp_ctx(learn): fit(args.epochs, learn.lr, start_epoch=start, cbs=cbs)
         else: fit(args.epochs, learn.lr, start_epoch=start, cbs=cbs)
     except FloatingPointError as e: return str(e)   # a model's own check (e.g. a validation loss): training had diverged
@@ -168,7 +168,7 @@ def _write_run(learn, out:Path, spec, summary:dict, dls):
     "Write the trained model (weights and JSON, then the pickled Learner) and, last, the summary; each file atomically."
     from fastai.torch_core import get_model
     from deepgen.registry import save_model
-    from deepgen.train import atomic_file
+    from deepgen.core import atomic_file
     save_model(get_model(learn.model), out, spec.name, data=summary['data'], n_bits=dls.n_bits, epochs=summary['epochs'])
     learn.export('model.pkl')
     summary['files'] = ['model.json', 'model.pth', 'model.pkl']
@@ -243,7 +243,7 @@ def sample(args)->Path:
     from fastai.torch_core import set_seed
     from deepgen.core import image_grid
     from deepgen.registry import load_model, spec_of
-    from deepgen.train import atomic_file
+    from deepgen.core import atomic_file
     out = _png_out(args.out)
     model = load_model(args.model_file, trust=args.trust, device='cuda' if torch.cuda.is_available() else 'cpu')
     spec = spec_of(model)

@@ -23,13 +23,23 @@ from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Optimizer, OptimWrapper
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
-from .core import image_grid, atomic_save, ema_decay, peak_memory_mib
+from .core import (image_grid, atomic_save, atomic_file, remove_stale_tmp, ema_decay, peak_memory_mib,
+                          compile_modules, fused_torch_optimizer)
 
 # %% auto #0
-__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'Adamax', 'rank0_only',
-           'SampleGrid', 'Throughput', 'TimeBudget', 'EMA', 'NaNGuard', 'load_state_checked', 'checkpoint_info',
-           'atomic_file', 'remove_stale_tmp', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d', 'convert_dist_bn',
-           'GradSync', 'ddp_ctx']
+__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'fused_opt', 'Adamax', 'rank0_only', 'SampleGrid', 'Throughput', 'TimeBudget',
+           'EMA', 'NaNGuard', 'load_state_checked', 'checkpoint_info', 'Checkpoint']
+
+# %% ../nbs/02_train.ipynb #6e48c375
+_moved = {n: 'deepgen.distributed' for n in ('init_distrib', 'DistBatchNorm2d', 'convert_dist_bn', 'GradSync', 'ddp_ctx')}
+
+def __getattr__(name):
+    "Names that moved to `deepgen.distributed`: still importable from here for one release, with a warning."
+    if name not in _moved: raise AttributeError(f"module 'deepgen.train' has no attribute {name!r}")
+    warnings.warn(f"deepgen.train.{name} is deprecated and will be removed in the next release: import it from {_moved[name]}.",
+                  DeprecationWarning, stacklevel=2)
+    import importlib
+    return getattr(importlib.import_module(_moved[name]), name)
 
 # %% ../nbs/02_train.ipynb #e62663b4
 _amp_dtypes = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
@@ -117,30 +127,6 @@ def to_channels_last(self:Learner)->Learner:
     return self.add_cb(ChannelsLast())
 
 # %% ../nbs/02_train.ipynb #sp000008
-def _eager_or_compiled(m, compiled, eager_when, *args, **kwargs):
-    "Call module `m` eagerly (its hooks and `forward`) when `eager_when()` is true, else through `compiled`."
-    return m._call_impl(*args, **kwargs) if eager_when() else compiled(*args, **kwargs)
-
-def compile_modules(model:nn.Module,  # the model (a DDP wrapper is looked through)
-                    names=None,       # name(s) of submodules to compile, e.g. `['G.mapping', 'D']`; the whole model when `None`
-                    eager_when=None,  # `eager_when()` true: the compiled modules run eagerly for that call
-                    **compile_kw,     # passed to `torch.compile` (`mode`, `backend`, `dynamic`, ...)
-                   )->list:
-    "Compile `model`, or its submodules `names`, in place with `nn.Module.compile`, so that every caller runs compiled code."
-    model = get_model(model)
-    names = [names] if isinstance(names, str) else list(names or [])
-    mods = []
-    for n in names:
-        try: mods.append(model.get_submodule(n))
-        except AttributeError:
-            kids = ', '.join(repr(k) for k,_ in model.named_children())
-            raise ValueError(f"The model ({type(model).__name__}) has no submodule {n!r}: give dotted names under its children {kids}.") from None
-    for m in mods or [model]:
-        m.compile(**compile_kw)
-        if eager_when is not None:  # `nn.Module.compile` keeps the compiled call in `_compiled_call_impl`: route it
-            m._compiled_call_impl = functools.partial(_eager_or_compiled, m, m._compiled_call_impl, eager_when)
-    return mods or [model]
-
 @patch
 def to_compiled(self:Learner,
                 names=None,       # submodules to compile, e.g. `['G.mapping', 'G.synthesis', 'D']`; the whole model when `None`
@@ -152,23 +138,6 @@ def to_compiled(self:Learner,
     return self
 
 # %% ../nbs/02_train.ipynb #sp000017
-def fused_torch_optimizer(opt:torch.optim.Optimizer, # a PyTorch optimiser
-                         )->torch.optim.Optimizer:
-    "The same PyTorch optimiser (groups, hyper-parameters, state) stepping with PyTorch's fused kernel, or with `foreach` where it has none."
-    cls = type(opt)
-    ps = inspect.signature(cls.__init__).parameters
-    if 'fused' in ps: flags = dict(fused=True, foreach=False)
-    else:
-        flags = dict(foreach=True)
-        warnings.warn(f"torch.optim.{cls.__name__} has no fused kernel in PyTorch {torch.__version__} (Adam, AdamW, SGD and Adagrad "
-                      "have one): it steps with foreach=True (a few multi-tensor kernels per update) instead.")
-    flags = {k: v for k,v in flags.items() if k in ps}
-    sd = opt.state_dict()
-    for g in sd['param_groups']: g.update(flags)  # `load_state_dict` restores the groups' settings too
-    new = cls([{**g, **flags} for g in opt.param_groups], **{**{k: v for k,v in opt.defaults.items() if k in ps}, **flags})
-    new.load_state_dict(sd)
-    return new
-
 def fused_opt(opt, # a PyTorch optimiser, fastai's `OptimWrapper` around one, or one of fastai's own
              ):
     "`opt` stepping with fused kernels: a PyTorch optimiser, or one inside fastai's `OptimWrapper`; fastai's own optimisers are returned unchanged, with a warning."
@@ -614,28 +583,6 @@ def load_checkpoint(self:Learner,
     return st['epoch']
 
 # %% ../nbs/02_train.ipynb #6415bc73
-@contextmanager
-def atomic_file(fname:str|Path, # the file to write
-               ):
-    "Yield a temporary path beside `fname` to write to; it replaces `fname` (after an fsync) when the block ends, and is removed if the block fails."
-    fname = Path(fname).absolute()
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    fd,tmp = tempfile.mkstemp(dir=fname.parent, prefix=f'.{fname.name}.', suffix='.tmp'); os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        os.replace(tmp, fname)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
-def remove_stale_tmp(fname:str|Path, # a file written by `atomic_file` or `atomic_save`
-                    )->list:
-    "Delete the temporary files that writing `fname` left behind when its process was killed (kill -9 runs no clean-up); return their names."
-    fname = Path(fname)
-    stale = list(fname.parent.glob(f'.{fname.name}.*.tmp')) if fname.parent.is_dir() else []
-    for t in stale: t.unlink(missing_ok=True)
-    return [t.name for t in stale]
-
 class Checkpoint(_EpochEndCallback):
     "Save a resumable checkpoint every `every` epochs and after the last one (rank 0 only, atomically)."
     order = 62  # after the epoch's row is logged, before the sample grid (65) or anything else that might fail
@@ -665,112 +612,3 @@ def export(self:Learner,
     "fastai's `Learner.export`, written atomically: a crash, a kill or a full disk mid-write leaves the previous file as it was."
     if rank_distrib(): return
     with atomic_file(self.path/fname) as tmp: self._fastai_export(tmp, **kwargs)
-
-# %% ../nbs/02_train.ipynb #37f00b05
-def _broadcast(self, t, rank):
-    "Broadcast the list `t` from `rank`, on the device the process group's backend needs (CUDA for NCCL, else CPU)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor(t, dtype=torch.long, device=dev)
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
-
-if DistributedDL is not None: DistributedDL._broadcast = _broadcast  # replaces fastai's `LongTensor(t).cuda()`
-
-# %% ../nbs/02_train.ipynb #553bc966
-def init_distrib(backend:str|None=None, # 'nccl' or 'gloo'; NCCL when CUDA is available, else Gloo
-                )->torch.device:
-    "Join the process group of a `torch.distributed.run` launch (if any, and not yet joined); return this process's device."
-    cuda = torch.cuda.is_available() and backend != 'gloo'
-    if cuda and num_distrib() > 0: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    if num_distrib() > 1 and not dist.is_initialized():
-        dist.init_process_group(backend or ('nccl' if cuda else 'gloo'))
-    return torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
-
-# %% ../nbs/02_train.ipynb #f2461ae4
-def _sum_all_ranks(t:Tensor)->Tensor:
-    "The sum of `t` over all processes, differentiable (its backward sums the gradients over the processes too)."
-    try: from torch.distributed._functional_collectives import all_reduce   # PyTorch's replacement of the deprecated one below
-    except ImportError:
-        from torch.distributed.nn.functional import all_reduce
-        return all_reduce(t)
-    return all_reduce(t, 'sum', dist.group.WORLD) * 1   # (`* 1`: waits for the result, a plain tensor)
-
-class DistBatchNorm2d(nn.BatchNorm2d):
-    "`BatchNorm2d` whose training statistics are those of the global batch over all processes, on any backend (gradients included)."
-    def forward(self, x:Tensor)->Tensor:
-        if not self.training or not (dist.is_available() and dist.is_initialized()): return super().forward(x)
-        W = dist.get_world_size()
-        n = W * x.numel() // x.shape[1]
-        xd = x.double()
-        mean, sq = (_sum_all_ranks(torch.stack([xd.sum((0, 2, 3)), xd.square().sum((0, 2, 3))])) / n).unbind(0)
-        var = (sq - mean.square()).clamp_min(0)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
-                self.running_mean.lerp_(mean.to(self.running_mean), m)
-                self.running_var.lerp_((var * n / max(n - 1, 1)).to(self.running_var), m)  # unbiased, as BatchNorm keeps it
-        y = (xd - mean[:, None, None]) * torch.rsqrt(var + self.eps)[:, None, None]
-        if self.affine: y = y * self.weight[:, None, None] + self.bias[:, None, None]
-        return y.to(x.dtype)
-
-def convert_dist_bn(m:nn.Module)->nn.Module:
-    "`m` with every `BatchNorm2d` turned into a `DistBatchNorm2d`, in place: the same parameter objects, so an optimiser already built keeps them."
-    for o in m.modules():
-        if type(o) is nn.BatchNorm2d: o.__class__ = DistBatchNorm2d  # adds no state, changes only `forward`
-    return m
-
-# %% ../nbs/02_train.ipynb #b1718453
-def _sync_rng():
-    "Give every process the random-number-generator state of rank 0 (torch's CPU generator and the current CUDA device's)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    for get,put in [(torch.get_rng_state, torch.set_rng_state)] + ([(torch.cuda.get_rng_state, torch.cuda.set_rng_state)] if dev.type == 'cuda' else []):
-        t = get().to(dev); dist.broadcast(t, 0); put(t.cpu())
-
-class GradSync(Callback):
-    "DDP without the wrapper: rank 0's weights to all, `DistributedDL` data, and gradients averaged after every backward."
-    order = 11  # where fastai's `DistributedTrainer` sits: before the callbacks that step or inspect gradients
-    def __init__(self): pass  # no settings
-    def before_fit(self):
-        for t in self.learn.model.state_dict().values(): dist.broadcast(t, 0)
-        self.old_dls = list(self.dls)
-        self.learn.dls.loaders = [self._wrap(dl) for dl in self.dls]
-        if rank_distrib(): self.learn.logger = lambda *a, **k: None
-    def _wrap(self, dl): return dl if isinstance(dl, DistributedDL) else DistributedDL(dl, dist.get_rank(), dist.get_world_size())
-    def before_train(self): self.learn.dl = self._wrap(self.learn.dl)
-    def before_validate(self): self.learn.dl = self._wrap(self.learn.dl)
-    def after_backward(self):
-        gs = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
-        if not gs: return
-        flat = torch.cat([g.flatten() for g in gs])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        for g, f in zip(gs, flat.split([g.numel() for g in gs])): g.copy_(f.view_as(g))
-    def after_fit(self): self.learn.dls.loaders = self.old_dls
-
-# %% ../nbs/02_train.ipynb #082807f9
-@contextmanager
-def ddp_ctx(learn:Learner,     # the Learner to train with DDP
-            sync_bn:bool=True, # batch-norm statistics over the global batch (`SyncBatchNorm` on CUDA, `DistBatchNorm2d` on CPUs)
-            **kwargs,          # passed to fastai's `distrib_ctx` (and on to `accelerate.Accelerator`)
-           ):
-    "Train `learn` with DDP on CUDA (NCCL) or CPUs (Gloo) when launched by `torch.distributed.run`; a no-op in one process."
-    if num_distrib() <= 1:
-        yield learn
-        return
-    if DistributedDL is None: raise ImportError("DDP training needs `accelerate`: pip install 'deepgen[distributed]'.")
-    started = not dist.is_initialized()
-    init_distrib()
-    nccl = dist.get_backend() == 'nccl'
-    try:
-        _sync_rng()
-        if sync_bn and not nccl: learn.model = convert_dist_bn(learn.model)
-        if getattr(learn, 'ddp_wrap', True):
-            with learn.distrib_ctx(sync_bn=sync_bn and nccl, cpu=not nccl, **kwargs): yield learn
-        else:
-            cb = GradSync()
-            learn.add_cb(cb)
-            try: yield learn
-            finally: learn.remove_cb(cb)
-    finally:
-        if started and dist.is_initialized(): dist.destroy_process_group()
