@@ -138,8 +138,7 @@ def save_model(model,                # a trained model of the registry, with `co
                **meta,               # more facts for the JSON (plain values), e.g. `data`, `epochs`
               )->Path:
     "Write `model` as its weights (`model.pth`) and a JSON that rebuilds it (`model.json`), each atomically; return the JSON's path."
-    from deepgen.core import atomic_save
-    from deepgen.core import atomic_file
+    from deepgen.core import atomic_save, atomic_file
     spec = model_spec(name) if name else spec_of(model)
     info = dict(format=_MODEL_FORMAT, version=1, model=spec.name, config=model.config, img_shape=[int(s) for s in model.img_shape],
                 weights='model.pth', **meta, versions=_versions())
