@@ -91,6 +91,10 @@ def bits_per_dim(nll_nats:Tensor|float, # negative log-likelihood in nats, per i
     return nll_nats / (n_dims * math.log(2))
 
 # %% ../nbs/00_core.ipynb #3a1b8908
+def _umask()->int:
+    "The process's file-creation mask."
+    m = os.umask(0); os.umask(m); return m
+
 @contextmanager
 def atomic_file(fname:str|Path, # the file to write
                ):
@@ -98,6 +102,7 @@ def atomic_file(fname:str|Path, # the file to write
     fname = Path(fname).absolute()
     fname.parent.mkdir(parents=True, exist_ok=True)
     fd,tmp = tempfile.mkstemp(dir=fname.parent, prefix=f'.{fname.name}.', suffix='.tmp'); os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private (0600); the file gets the permissions `open` would give it
     try:
         yield Path(tmp)
         with open(tmp, 'rb') as f: os.fsync(f.fileno())
