@@ -100,7 +100,7 @@ def plain_step(opts, device, bs, cfg=CONFIGS['small']):
         return run
     phases = [(name, reg_step(fn) if name.endswith('_reg') else fn, every) for name, fn, every in step.phases]
     def compile():
-        from deepgen.train import compile_modules   # (deepgen.train needs fastai)
+        from deepgen.core import compile_modules
         compile_modules(m, COMPILE_NAMES, eager_when=lambda: eager[0])
     x = S.synthetic_batch(cfg['shape'], bs, device, channels_last=opts.channels_last)
     info = S.optimizer_info(opt_G)

@@ -10,7 +10,8 @@ import importlib, json, random
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MODELS', 'SMALL_SIDES', 'load_obj', 'ModelSpec', 'model_spec', 'small_configs', 'build_learner']
+__all__ = ['MODELS', 'SMALL_SIDES', 'load_obj', 'ModelSpec', 'model_spec', 'small_configs', 'build_learner', 'spec_of',
+           'save_model', 'load_model']
 
 # %% ../nbs/14_registry.ipynb #ca30a655
 def load_obj(spec:str, # 'package.module:name'
@@ -56,14 +57,14 @@ class ModelSpec:
 
 # %% ../nbs/14_registry.ipynb #044071b2
 MODELS = {s.name: s for s in [
-    ModelSpec('glow', 'Glow', 'deepgen.glow:Glow', 'deepgen.glow:glow_learner', 'deepgen.glow:GLOW_PRESETS',
+    ModelSpec('glow', 'Glow', 'deepgen.glow:Glow', 'deepgen.glow_learner:glow_learner', 'deepgen.glow:GLOW_PRESETS',
               ('mnist', 'cifar10', 'celeba256'), fit='fit_one_cycle', temp=0.7, temp_name='T', likelihood='exact',
               learner_kw=dict(sample_every=None)),
-    ModelSpec('nvae', 'NVAE', 'deepgen.nvae:NVAE', 'deepgen.nvae:nvae_learner', 'deepgen.nvae:NVAE_PRESETS',
+    ModelSpec('nvae', 'NVAE', 'deepgen.nvae:NVAE', 'deepgen.nvae_learner:nvae_learner', 'deepgen.nvae:NVAE_PRESETS',
               ('mnist', 'cifar10', 'celebahq256', 'bench'), fit='fit_nvae', temp=1.0, temp_name='T',
               likelihood='importance-weighted bound'),
-    ModelSpec('stylegan2', 'StyleGAN2', 'deepgen.stylegan2:StyleGAN2', 'deepgen.stylegan2:stylegan2_learner',
-              'deepgen.stylegan2:stylegan2_presets', ('config-f', 'benchmark', 'mnist', 'digits'), fit='fit', temp=1.0,
+    ModelSpec('stylegan2', 'StyleGAN2', 'deepgen.stylegan2:StyleGAN2', 'deepgen.stylegan2_learner:stylegan2_learner',
+              'deepgen.stylegan2:STYLEGAN2_PRESETS', ('config-f', 'benchmark', 'mnist', 'digits'), fit='fit', temp=1.0,
               temp_name='psi', likelihood=None),
 ]}
 
@@ -113,3 +114,87 @@ def build_learner(name:str,               # 'glow', 'nvae' or 'stylegan2'
     kw = {**spec.learner_kw, **kwargs}
     if isinstance(cfg, dict): return spec.learner_fn(dls, **{**cfg, **kw})
     return spec.learner_fn(dls, **kw) if cfg == 'paper' else spec.learner_fn(dls, preset=cfg, **kw)
+
+# %% ../nbs/14_registry.ipynb #5b3bf4ff
+_MODEL_FORMAT = 'deepgen-model'
+
+def spec_of(model)->ModelSpec:
+    "The registry's entry of `model`'s class."
+    for s in MODELS.values():
+        if isinstance(model, s.model_cls): return s
+    raise ValueError(f"{type(model).__name__} is not a model of the registry ({', '.join(s.title for s in MODELS.values())}).")
+
+def _versions()->dict:
+    import importlib.metadata as md
+    out = {}
+    for p in ('deepgen', 'torch', 'fastai'):
+        try: out[p] = md.version(p)
+        except md.PackageNotFoundError: pass
+    return out
+
+def save_model(model,                # a trained model of the registry, with `config` and `img_shape`
+               folder:str|Path,      # where to write `model.pth` and `model.json`
+               name:str|None=None,   # its registry name; found from its class when `None`
+               **meta,               # more facts for the JSON (plain values), e.g. `data`, `epochs`
+              )->Path:
+    "Write `model` as its weights (`model.pth`) and a JSON that rebuilds it (`model.json`), each atomically; return the JSON's path."
+    from deepgen.core import atomic_save, atomic_file
+    spec = model_spec(name) if name else spec_of(model)
+    info = dict(format=_MODEL_FORMAT, version=1, model=spec.name, config=model.config, img_shape=[int(s) for s in model.img_shape],
+                weights='model.pth', **meta, versions=_versions())
+    text = json.dumps(info, indent=2)   # an error here, before anything is written, if the config is not plain JSON
+    folder = Path(folder).expanduser()
+    atomic_save(model.state_dict(), folder/'model.pth')
+    with atomic_file(folder/'model.json') as tmp: tmp.write_text(text + '\n')
+    return folder/'model.json'
+
+# %% ../nbs/14_registry.ipynb #c9f9bfa9
+def _model_file(p:Path)->Path:
+    "The file to load for `p`: a run folder's model.json (else its model.pkl), or `p` itself."
+    if p.is_dir():
+        for f in ('model.json', 'model.pkl'):
+            if (p/f).exists(): return p/f
+        raise FileNotFoundError(f"{p} holds no model.json: give the folder `deepgen train` wrote (--out), or its model.json.")
+    if not p.exists(): raise FileNotFoundError(f"No model file at {p}: give the run folder `deepgen train` wrote, or its model.json.")
+    return p.with_suffix('.json') if p.suffix == '.pth' else p
+
+def _load_pickle(p:Path, trust:bool):
+    "The model inside a pickled Learner, if the caller trusts the file."
+    if not trust:
+        raise ValueError(f"{p} is a pickle, and loading a pickle runs whatever code it holds. Load it only if you trust where it came from, "
+                         f"with --trust (trust=True in Python); the model.json and model.pth that `deepgen train` writes beside it load without running code.")
+    import warnings
+    from fastai.learner import load_learner
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # fastai's warning about pickles: the caller has said it trusts this one
+        try: learn = load_learner(p, cpu=True)
+        except Exception as e: raise ValueError(f"{p} is not a Learner exported by deepgen train ({type(e).__name__}: {str(e)[:200]}).") from e
+    if not hasattr(learn, 'model'): raise ValueError(f"{p} holds a {type(learn).__name__}, not a Learner exported by deepgen train.")
+    return learn.model
+
+def load_model(path:str|Path,  # a run folder, its model.json or model.pth; or its model.pkl with `trust=True`
+               trust:bool=False, # allow unpickling a model.pkl (it runs any code the file holds)
+               device=None,      # where to put the model; the CPU when `None`
+              ):
+    "The trained model at `path`, rebuilt from its JSON and weights without running code from the files (a pickle only if trusted), in eval mode."
+    import torch
+    from deepgen.train import load_state_checked
+    p = _model_file(Path(path).expanduser())
+    if p.suffix == '.pkl': return _load_pickle(p, trust).to(device or 'cpu').eval()
+    if p.suffix != '.json': raise ValueError(f"{p}: give a run folder, its model.json or model.pth, or (with --trust) its model.pkl.")
+    if not p.exists(): raise FileNotFoundError(f"No {p.name} beside the weights: {p.parent} was not written by `deepgen train`, or is incomplete.")
+    try: info = json.loads(p.read_text())
+    except (UnicodeDecodeError, ValueError) as e: raise ValueError(f"{p} is not a deepgen model.json ({type(e).__name__}: {e}).") from None
+    if not isinstance(info, dict) or info.get('format') != _MODEL_FORMAT:
+        raise ValueError(f"{p} is not a deepgen model.json (no '{_MODEL_FORMAT}' format marker).")
+    spec = model_spec(info.get('model'))
+    w = p.parent/Path(str(info.get('weights', 'model.pth'))).name   # a file beside the JSON, never elsewhere
+    if not w.exists(): raise FileNotFoundError(f"{p} names the weights {w.name}, which are not beside it.")
+    try: model = spec.model_cls.from_config(info['config'])
+    except Exception as e: raise ValueError(f"{p}: its config does not build a {spec.title} ({type(e).__name__}: {e}).") from None
+    try: sd = torch.load(w, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"{w} is not a weights file, or is truncated ({type(e).__name__}: {str(e)[:200]}).") from None
+    if not isinstance(sd, dict): raise ValueError(f"{w} holds a {type(sd).__name__}, not a model's weights.")
+    load_state_checked(model, sd, w, dict(**{'class': spec.title, 'img_shape': info.get('img_shape')},
+                                        params=sum(v.numel() for v in sd.values() if torch.is_tensor(v) and v.is_floating_point())))
+    return model.to(device or 'cpu').eval()

@@ -16,7 +16,7 @@ import torch
 from fastai.basics import DataLoader, DataLoaders, get_model, num_distrib, rank_distrib
 from deepgen.data import image_dls
 from deepgen.registry import build_learner
-from deepgen.train import ddp_ctx
+from deepgen.distributed import ddp_ctx
 
 N, NV, BS, EPOCHS = 32, 8, 4, 2   # training images, validation images, batch per rank, epochs
 
