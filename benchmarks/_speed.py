@@ -8,13 +8,15 @@ Every benchmark (glow.py, nvae.py, stylegan2.py) takes the same speed options
     --fused / --no-fused           fused optimiser kernel where PyTorch has one (default: on with CUDA, off on a CPU)
     --device, --steps
 
-and `--speed` times the training step only, at a configuration given by `--config design|paper`, on random images
-(no data set needed), printing one JSON object. The options map onto `deepgen.train`'s Learner methods
-(`to_amp`, `to_channels_last`, `to_compiled`, `to_fused`) when fastai is installed, and onto the same functions
-(`compile_modules`, `fused_torch_optimizer`) in a plain PyTorch loop when it is not (see `_bare.py`).
+and `--speed` times the training step only, at a configuration given by `--config small|paper` (the small
+configuration that `deepgen compare` trains at 32x32, or the paper's), on random images (no data set needed), printing
+one JSON object. The options map onto `deepgen.train`'s Learner methods (`to_amp`, `to_channels_last`, `to_compiled`,
+`to_fused`) when fastai is installed, and onto the same functions (`compile_modules`, `fused_torch_optimizer`) in a
+plain PyTorch loop when it is not: this module imports torch and deepgen's torch-only models layer at the top, and
+fastai (through deepgen's Learners) only on the Learner path.
 
 Why these defaults. On a GPU they rest on documented facts until benchmarks/gpu.sh has run on one (`--sweep` measures
-each switch on the DESIGN configurations); on a CPU on measurements (`--speed --device cpu --threads 1 --steps 20`,
+each switch on the small configurations); on a CPU on measurements (`--speed --device cpu --threads 1 --steps 20`,
 one core of a 2-core AVX-512-BF16 machine without AMX, shared with other jobs; ratios of runs made back to back):
 - amp: bf16 on CUDA, where tensor cores run bf16 at 15-16 times float32's dense rate (H100/H200, A100 datasheets) and
   bf16 needs no loss scaling. None on a CPU: it depends on the CPU. Here bf16 made Glow 1.7x and StyleGAN2 1.4x
@@ -32,16 +34,21 @@ one core of a 2-core AVX-512-BF16 machine without AMX, shared with other jobs; r
   its fusion of element-wise chains pays more, which `--compile` (and `gpu.sh --sweep`) measures.
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, re, resource, sys, time, warnings
+import argparse, importlib.util, json, math, platform, re, sys, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (str(ROOT), str(ROOT/'benchmarks')):
     if _p not in sys.path: sys.path.insert(0, _p)
-import _bare
-STAND_INS = _bare.install()          # stand-ins only for the packages that are missing
-FASTAI = _bare.fastai_available()
 import torch
+from deepgen.core import n_params, peak_memory_mib, reset_peak_memory
+
+def _importable(name:str)->bool:
+    "Whether `import name` would find the package, without importing it (fastai takes seconds to import)."
+    try: return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError): return False   # blocked, or a `sys.modules[name] = None` entry
+
+FASTAI = _importable('fastai')   # the Learner path needs it; the plain path needs torch and the models alone
 
 # ---- GPU peaks -----------------------------------------------------------------------------------------------
 # Peak dense throughput in TFLOP/s (no 2:4 sparsity), from NVIDIA's product datasheets (H100, H200, A100, L4, L40,
@@ -92,10 +99,10 @@ def add_speed_args(p:argparse.ArgumentParser, configs:dict, device_default='cpu'
     if steps: g.add_argument('--steps', type=int, default=None, help='timed training steps')
     g.add_argument('--speed', action='store_true', help='time the training step only (no data set, no quality figure), at --config')
     def config_list(v):
-        bad = [c for c in v.split(',') if c not in configs]
+        bad = [c for c in v.split(',') if config_of(configs, c) is None]
         if bad: raise argparse.ArgumentTypeError(f"unknown configuration {bad[0]!r}: choose from {', '.join(configs)} (comma-separated for several)")
         return v
-    g.add_argument('--config', default='design', type=config_list,
+    g.add_argument('--config', default='small', type=config_list,
                    help='with --speed, comma-separated for several in one process: ' + '; '.join(f"{k}: {v['desc']}" for k, v in configs.items()))
     if '--bs' not in p._option_string_actions:
         g.add_argument('--bs', type=int, default=None, help='batch size (default: the configuration\'s)')
@@ -106,6 +113,14 @@ def add_speed_args(p:argparse.ArgumentParser, configs:dict, device_default='cpu'
     g.add_argument('--path', default='auto', choices=['auto', 'learner', 'plain'],
                    help="speed mode: time the fastai Learner's step, or the same step in a plain PyTorch loop (auto: the Learner when fastai is installed)")
     return p
+
+OLD_NAMES = dict(small='design')   # the small configuration's former name, accepted from either side for one release
+
+def config_of(configs:dict, name:str)->dict|None:
+    "The configuration called `name` in a benchmark's `configs` (under its current or its former name), or `None`."
+    if name in configs: return configs[name]
+    alias = OLD_NAMES.get(name) or next((k for k,v in OLD_NAMES.items() if v == name), None)
+    return configs.get(alias)
 
 class Options:
     "The speed options resolved for a device: amp (None/'bf16'/'fp16'), channels_last, compile, fused."
@@ -133,15 +148,11 @@ def check_device(device:str):
 def sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
-def reset_peak(device):
-    if torch.device(device).type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-
 def peak_mem(device)->tuple[float, str]:
-    "Peak memory in MiB and what it is."
-    d = torch.device(device)
-    if d.type == 'cuda': return torch.cuda.max_memory_allocated(d) / 2**20, 'torch.cuda.max_memory_allocated during the measured steps'
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (rss / 2**20 if sys.platform == 'darwin' else rss / 2**10), 'peak resident memory of the process (CPU)'
+    "Peak memory in MiB (`deepgen.core.peak_memory_mib`) and what it is."
+    kind = ('torch.cuda.max_memory_allocated during the measured steps' if torch.device(device).type == 'cuda'
+            else 'peak resident memory of the process (CPU)')
+    return peak_memory_mib(device), kind
 
 class _GlobalOnly:
     """Stand-in for `FlopCounterMode`'s per-module tracker, which counts everything under 'Global' only. The tracker's
@@ -225,7 +236,7 @@ def plain_measure(phases, batch, device, steps, warmup, budget=None, before_timi
         flops[name] = fc.get_total_flops()
     if before_timing is not None: before_timing()
     first_timed = warmup + 1 if before_timing is not None else max(1, warmup)
-    sync(device); reset_peak(device)
+    sync(device); reset_peak_memory(device)
     t_start = time.perf_counter()
     times, ran, i = [], [], 1
     while True:
@@ -287,7 +298,7 @@ def learner_measure(learn, device, steps, warmup, budget=None, before_timing=Non
             learn.fit(1, cbs=cbs)
             before_timing()
             st['n'] = 0
-        sync(device); reset_peak(device)
+        sync(device); reset_peak_memory(device)
         t_start = time.perf_counter()
         learn.fit(n_ep(), cbs=cbs)
     st['warmup_seconds'] = time.perf_counter() - t_start - sum(st['times'])
@@ -354,23 +365,8 @@ def learner_flops(learn, device)->dict:
     except _Done: pass
     return st['flops']
 
-# ---- synthetic data for the Learner path ----------------------------------------------------------------------
-
-def synthetic_dls(shape, bs:int, n_batches:int, device, n_bits:int=8, seed:int=0):
-    "fastai DataLoaders of random images on the `n_bits` grid, shape `shape`, batches `(xb,)`; `img_shape` and `n_bits` set."
-    from fastai.data.core import DataLoaders
-    from fastai.data.load import DataLoader
-    g = torch.Generator().manual_seed(seed)
-    pool = torch.randint(0, 2**n_bits, (min(64, bs * n_batches), *shape), generator=g).float() / (2**n_bits - 1)
-    class _DS:
-        def __init__(self, n): self.n = n
-        def __len__(self): return self.n
-        def __getitem__(self, i): return (pool[i % len(pool)],)
-    dev = torch.device(device)
-    dls = DataLoaders(DataLoader(_DS(bs * n_batches), bs=bs, drop_last=True, num_workers=0, device=dev),
-                      DataLoader(_DS(bs), bs=bs, num_workers=0, device=dev), device=dev)
-    dls.img_shape, dls.n_bits = tuple(shape), n_bits
-    return dls
+# ---- synthetic data ------------------------------------------------------------------------------------------
+# The Learner path's DataLoaders of random images are `deepgen.compare.synthetic_dls` (imported there, with fastai).
 
 def synthetic_batch(shape, bs:int, device, n_bits:int=8, seed:int=0, channels_last=False):
     g = torch.Generator().manual_seed(seed)
@@ -381,9 +377,8 @@ def synthetic_batch(shape, bs:int, device, n_bits:int=8, seed:int=0, channels_la
 
 def param_counts(model)->dict:
     "Parameters of the model (and of G and D separately for a GAN)."
-    n = lambda m: sum(q.numel() for q in m.parameters())
-    out = dict(params=n(model))
-    if hasattr(model, 'G') and hasattr(model, 'D'): out.update(params_G=n(model.G), params_D=n(model.D), params_note='params counts G, D and the EMA copy of G')
+    out = dict(params=n_params(model))
+    if hasattr(model, 'G') and hasattr(model, 'D'): out.update(params_G=n_params(model.G), params_D=n_params(model.D), params_note='params counts G, D and the EMA copy of G')
     return out
 
 def default_steps(args, gpu_steps:int)->tuple[int, int]:
@@ -398,7 +393,7 @@ def speed_main(name:str, args, configs:dict, learner_fn, plain_fn, extra:dict|No
     import traceback
     results = []
     for c in args.config.split(','):
-        try: r = speed_run(name, args, c, configs[c], learner_fn, plain_fn)
+        try: r = speed_run(name, args, c, config_of(configs, c), learner_fn, plain_fn)
         except Exception as e:
             traceback.print_exc()
             r = dict(benchmark=name, config=c, error=f'{type(e).__name__}: {e}'[:2000])
@@ -430,8 +425,7 @@ def speed_run(name:str, args, config:str, cfg:dict, learner_fn, plain_fn)->dict:
                path=path, device=str(device), torch=torch.__version__, threads=torch.get_num_threads(), options=opts.as_dict())
     if path == 'plain':
         res['path_note'] = ("the model's training step timed in a plain PyTorch loop (forward, loss, backward, optimiser step, "
-                            "with the same options)" + (f": fastai is not installed (stand-ins for {', '.join(STAND_INS)})"
-                                                          if not FASTAI else ': asked for with --path plain'))
+                            "with the same options)" + (': fastai is not installed' if not FASTAI else ': asked for with --path plain'))
         p = plain_fn(opts, device, bs, cfg)
         res.update(param_counts(p['model']))
         res['optimizer'] = p['opt_info']
@@ -440,13 +434,12 @@ def speed_run(name:str, args, config:str, cfg:dict, learner_fn, plain_fn)->dict:
         every = p.get('every')
     else:
         res['path_note'] = "the fastai Learner's training step (all its callbacks), data loading excluded"
+        from deepgen.compare import synthetic_dls
         dls = synthetic_dls(cfg['shape'], bs, warmup + steps + 3, device, n_bits=cfg.get('n_bits', 8))
         learn, compile_kw, every = learner_fn(dls, opts, cfg)
-        if opts.amp: learn.to_amp(opts.amp)
-        if opts.channels_last: learn.to_channels_last()
         notes = []
-        if opts.fused: _, notes = fuse_with_notes(learn.to_fused)
-        elif learn.opt is None: learn.create_opt()
+        apply_options(learn, opts, notes, compile_fn=lambda l: None)   # compiled after the step that counts FLOPs (below)
+        if learn.opt is None: learn.create_opt()
         res.update(param_counts(learn.model))
         res['optimizer'] = optimizer_info(learn.opt, notes)
         m = learner_measure(learn, device, steps, warmup, args.time_budget,

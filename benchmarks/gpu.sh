@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Training speed of Glow, NVAE and StyleGAN2 on one CUDA GPU, each at the DESIGN.md benchmark configuration and at
-# the papers' (Glow's and NVAE's CIFAR-10 models, StyleGAN2's config F networks at 256x256), on random images.
+# Training speed of Glow, NVAE and StyleGAN2 on one CUDA GPU, each at its small configuration (the one `deepgen compare`
+# trains at 32x32: 0.8M to 2M parameters) and at the paper's (Glow's and NVAE's CIFAR-10 models, StyleGAN2's config F
+# networks at 256x256), on random images.
 # Prints a JSON list, one object per run: images/second, seconds per step, peak memory, parameters, the FLOPs of one
 # training step (torch.utils.flop_counter) and the fraction of the GPU's peak dense throughput that achieves.
 #
 #   bash benchmarks/gpu.sh                              # the six runs on cuda: 3 to 5 minutes estimated on one modern GPU
 #   bash benchmarks/gpu.sh --device cpu --steps 2       # the CI dry run: seconds per run (big models reduced, see below)
 #   bash benchmarks/gpu.sh --compile                    # any other option goes to every run (see benchmarks/_speed.py)
-#   bash benchmarks/gpu.sh --sweep                      # also each option switched on the DESIGN configurations (+10 min)
+#   bash benchmarks/gpu.sh --sweep                      # also each option switched on the small configurations (+10 min)
 #
-# Needs only torch, torchvision and numpy beside deepgen (`pip install --no-deps -e .`): without fastai each run
-# times the model's training step in a plain PyTorch loop, with the same options, and its JSON says so ("path").
+# Needs only torch, numpy and fastcore beside deepgen (`pip install --no-deps -e .`, fastcore's wheel with --no-deps):
+# without fastai each run times the model's training step in a plain PyTorch loop, with the same options, and its JSON
+# says so ("path").
 # Defaults (benchmarks/_speed.py explains them): bf16 autocast on CUDA, channels-last, fused optimiser kernels where
 # PyTorch has one, no torch.compile. Each run stops timing after --time-budget seconds (default 40 on a GPU), so the
 # whole script stays under 8 minutes on slower GPUs too.
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --steps=*) steps="${1#*=}"; shift;;
     --time-budget) budget="$2"; shift 2;;
     --sweep) sweep=1; shift;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0;;
     *) extra+=("$1"); shift;;
   esac
 done
@@ -44,10 +46,10 @@ fi
 [ -n "$steps" ] && common+=(--steps "$steps")   # else each configuration's own number of timed steps (after 5 warm-up steps)
 
 # one process per benchmark, both configurations in it (a process start costs seconds: imports, CUDA context)
-runs=("glow design,paper" "nvae design,paper" "stylegan2 design,paper")
+runs=("glow small,paper" "nvae small,paper" "stylegan2 small,paper")
 if [ "$sweep" = 1 ]; then
   for m in glow nvae stylegan2; do
-    runs+=("$m design --amp none" "$m design --no-channels-last" "$m design --no-fused" "$m design --compile")
+    runs+=("$m small --amp none" "$m small --no-channels-last" "$m small --no-fused" "$m small --compile")
   done
 fi
 

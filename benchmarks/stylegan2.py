@@ -2,9 +2,10 @@
 instead of lazily, grouped against non-grouped modulated convolution, and a sample-quality figure after a fixed
 number of steps. Prints JSON.
 
-Configuration (DESIGN.md): 32x32, 1 channel, channel_base 2048, channel_max 128, z and w of 128 dimensions, a
-2-layer mapping network (G about 1.05M, D about 1.15M parameters), MNIST padded to 32x32, batch 16, lazy R1
-(every 16 steps) and path length (every 4 steps) on.
+Configuration (the `benchmark` preset of deepgen.stylegan2, at which deepgen was timed against the reference
+implementation with the same settings): 32x32, 1 channel, channel_base 2048, channel_max 128, z and w of 128
+dimensions, a 2-layer mapping network (G about 1.05M, D about 1.15M parameters), MNIST padded to 32x32, batch 16,
+lazy R1 (every 16 steps) and path length (every 4 steps) on.
 
 Images per second are measured over windows of `--steps` training steps (rounded up to a multiple of 16, so a
 window holds whole lazy-regularisation intervals: one R1 step per 16, one path length step per 4), after `--warmup`
@@ -27,22 +28,25 @@ them eagerly in the R1 and path-length steps (compiled graphs have no double bac
 Learner's optimiser, fastai's own Adam (it warns and says so in the JSON), while the plain PyTorch loop uses
 torch.optim.Adam, fused. The JSON also gives the FLOPs of one training step (R1 and path length weighted by how often
 they run) and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on random
-images, at the DESIGN configuration (`--config design`) or config F's networks at 256x256 (`--config paper`):
+images, at the benchmark configuration (`--config small`) or config F's networks at 256x256 (`--config paper`):
 
     python benchmarks/stylegan2.py --speed --config paper --device cuda --steps 32
     python benchmarks/stylegan2.py --speed --device cpu --steps 2     # also runs without fastai (a plain PyTorch loop)
+
+The step timed is the one deepgen trains with: `StyleGAN2Learner`'s where fastai is installed, else (or with
+`--path plain`) `deepgen.stylegan2_loss.StyleGAN2Step`, which runs the same schedule and losses with torch optimisers.
 """
 from __future__ import annotations
 import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _speed as S   # first: puts stand-ins for fastai & co in place when they are not installed (see _bare.py)
+import _speed as S
 
 BS = 16
 CONFIGS = dict(
-    design=dict(preset='benchmark', kw={}, shape=(1, 32, 32), bs=16, gpu_steps=64,
-                desc='DESIGN.md: 32x32, 1 channel, channel base 2048, channel max 128, z and w 128, 2-layer mapping '
+    small=dict(preset='benchmark', kw={}, shape=(1, 32, 32), bs=16, gpu_steps=64,
+                desc="the 'benchmark' preset: 32x32, 1 channel, channel base 2048, channel max 128, z and w 128, 2-layer mapping "
                      '(G about 1.05M, D about 1.15M parameters); batch 16; lazy R1 every 16, path length every 4'),
     paper=dict(preset='config-f', kw=dict(size=256), shape=(3, 256, 256), bs=32, gpu_steps=32,
                desc="config F's networks (channel base 32768, channel max 512, 8-layer mapping, z and w 512) at 256x256x3, "
@@ -54,14 +58,6 @@ COMPILE_NAMES = ['G.mapping', 'G.synthesis', 'D']
 def _in_reg_step(learn): return str(learn.phase).endswith('_reg')   # R1 and path length differentiate a gradient
 
 
-def _peak_mem_mib(device):
-    import torch
-    if device.startswith('cuda'): return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10
-
-
 def _dls(args):
     from deepgen.data import image_dls
     kw = dict(path=args.data) if args.data else {}
@@ -69,7 +65,7 @@ def _dls(args):
 
 
 def _learner(dls, args, v, notes=None):
-    from deepgen.stylegan2 import stylegan2_learner
+    from deepgen.stylegan2_learner import stylegan2_learner
     lazy = v.get('lazy', True)
     learn = stylegan2_learner(dls, 'benchmark', r1_every=16 if lazy else 1, pl_every=4 if lazy else 1,
                               ema_kimg=args.bs * 10 / 32, ema_rampup=0.05)
@@ -78,77 +74,44 @@ def _learner(dls, args, v, notes=None):
     return S.apply_options(learn, args.opts, notes, compile_fn=lambda l: l.to_compiled(COMPILE_NAMES, eager_when=_in_reg_step))
 
 
-def plain_step(opts, device, bs, cfg=CONFIGS['design']):
-    """StyleGAN2's training step for a plain PyTorch loop, as `StyleGAN2Learner` takes it: a D step (non-saturating logistic
-    loss), R1 every 16 steps, a G step (style mixing 0.9), path length every 4 steps on half the batch, the EMA of G;
-    torch.optim.Adam (lr 0.002, betas (0, 0.99)) for each network with the lazy-regularisation corrections."""
+def plain_step(opts, device, bs, cfg=CONFIGS['small']):
+    """StyleGAN2's training step for a plain PyTorch loop: `deepgen.stylegan2_loss.StyleGAN2Step`, the schedule and losses
+    `StyleGAN2Learner` runs (D, R1 every 16 steps, G with style mixing 0.9, path length every 4 steps on half the batch,
+    the EMA of G), with torch.optim.Adam for each network at the lazy-regularisation corrections. Its phases are timed
+    one by one (the EMA as a phase of its own)."""
     import torch
-    from deepgen.stylegan2 import (build_stylegan2, StyleGAN2, stylegan2_presets, d_logistic_loss, g_nonsaturating_loss,
-                                   r1_penalty, path_lengths, lazy_correction)
-    from deepgen.train import compile_modules, fused_torch_optimizer, ema_decay
+    from deepgen.stylegan2 import stylegan2_preset, STYLEGAN2_PRESETS
+    from deepgen.stylegan2_loss import StyleGAN2Step, R1, PathLength, lazy_corrections, lazy_adam
     torch.manual_seed(0)
-    m = StyleGAN2(*build_stylegan2(cfg['preset'], **cfg['kw'])).to(device)
+    m = stylegan2_preset(cfg['preset'], **cfg['kw']).to(device)
     if opts.channels_last: m.to(memory_format=torch.channels_last)
-    G, D = m.G, m.D
-    gamma, r1_every, pl_every, pl_weight, pl_decay = stylegan2_presets[cfg['preset']].get('r1_gamma', 10.), 16, 4, 2., 0.01
-    notes = []
-    def adam(params, every):
-        c = lazy_correction(every)
-        o = torch.optim.Adam(params, lr=0.002 * c, betas=(0., 0.99 ** c), eps=1e-8)
-        if opts.fused:
-            o, n = S.fuse_with_notes(lambda: fused_torch_optimizer(o)); notes.extend(n)
-        return o
-    opt_G, opt_D = adam(G.parameters(), pl_every), adam(D.parameters(), r1_every)
+    regs = [R1(STYLEGAN2_PRESETS[cfg['preset']].get('r1_gamma', 10.), every=16), PathLength(every=4)]
+    c = lazy_corrections(regs)
+    kw = dict(fused=True) if opts.fused else {}
+    opt_G, opt_D = lazy_adam(m.G.parameters(), c['G'], **kw), lazy_adam(m.D.parameters(), c['D'], **kw)
+    step = StyleGAN2Step(m, opt_G, opt_D, regs, autocast=(lambda: S.amp_ctx(device, opts.amp)) if opts.amp else None,
+                         backward_step=S.Stepper(device, opts.amp))
+    eager = [False]   # compiled graphs have no double backward: the R1 and path-length steps run eagerly
+    def reg_step(fn):
+        def run(x):
+            eager[0] = True
+            try: fn(x)
+            finally: eager[0] = False
+        return run
+    phases = [(name, reg_step(fn) if name.endswith('_reg') else fn, every) for name, fn, every in step.phases]
+    def compile():
+        from deepgen.core import compile_modules
+        compile_modules(m, COMPILE_NAMES, eager_when=lambda: eager[0])
     x = S.synthetic_batch(cfg['shape'], bs, device, channels_last=opts.channels_last)
-    step, ac = S.Stepper(device, opts.amp), (lambda: S.amp_ctx(device, opts.amp))
-    beta = ema_decay(10_000, bs)
-    eager = [False]
-    def gen_ws(n, update_w_avg=False):
-        z = torch.randn(n, G.z_dim, device=device)
-        ws = G.mapping(z, update_w_avg=update_w_avg)
-        if G.n_ws > 1 and torch.rand([]).item() < 0.9:
-            cut = int(torch.randint(1, G.n_ws, []))
-            ws = torch.cat([ws[:, :cut], G.mapping(torch.randn_like(z))[:, cut:]], 1)
-        return ws
-    def phase(net):
-        G.requires_grad_(net == 'G'); D.requires_grad_(net == 'D')
-    def d_step(x):
-        phase('D')
-        with ac():
-            with torch.no_grad(): fake = G.render(gen_ws(len(x), update_w_avg=True))
-            loss = d_logistic_loss(D(x), D(fake))
-        step(loss, opt_D)
-    def d_reg(x):
-        phase('D'); eager[0] = True
-        with ac(): loss = r1_penalty(D, x).mean() * (gamma / 2) * r1_every
-        step(loss, opt_D); eager[0] = False
-    def g_step(x):
-        phase('G')
-        with ac(): loss = g_nonsaturating_loss(D(G.render(gen_ws(len(x)))))
-        step(loss, opt_G)
-    def g_reg(x):
-        phase('G'); eager[0] = True
-        with ac():
-            lengths = path_lengths(G.synthesis, gen_ws(max(1, len(x) // 2)))
-            with torch.no_grad(): m.pl_mean.copy_(m.pl_mean.lerp(lengths.detach().mean(), pl_decay))
-            loss = (lengths - m.pl_mean).square().mean() * pl_weight * pl_every
-        step(loss, opt_G); eager[0] = False
-    @torch.no_grad()
-    def ema(x):
-        G.requires_grad_(True); D.requires_grad_(True)
-        for pe, p in zip(m.G_ema.parameters(), G.parameters()): pe.copy_(p.detach().lerp(pe, beta))
-        for be, b in zip(m.G_ema.buffers(), G.buffers()): be.copy_(b)
-        m.n_img += len(x)
-    phases = [('D', d_step, 1), ('D_reg', d_reg, r1_every), ('G', g_step, 1), ('G_reg', g_reg, pl_every), ('ema', ema, 1)]
-    info = S.optimizer_info(opt_G, notes)
+    info = S.optimizer_info(opt_G)
     info['name'] += ' (one for G, one for D)'
-    return dict(model=m, phases=phases, batch=x, opt_info=info, every=dict(D_reg=r1_every, G_reg=pl_every),
-                compile=lambda: compile_modules(m, COMPILE_NAMES, eager_when=lambda: eager[0]))
+    return dict(model=m, phases=phases + [('ema', step.finish, 1)], batch=x, opt_info=info,
+                every={name: every for name, _, every in step.phases if every > 1}, compile=compile)
 
 
 def learner_for(dls, opts, cfg):
     "`stylegan2_learner` at configuration `cfg` for the speed run (the options are applied by `_speed.speed_run`)."
-    from deepgen.stylegan2 import stylegan2_learner, LazyRegulariser
+    from deepgen.stylegan2_learner import stylegan2_learner, LazyRegulariser
     learn = stylegan2_learner(dls, cfg['preset'], **cfg['kw'])
     every = {f'{cb.phase}_reg': cb.every for cb in learn.cbs if isinstance(cb, LazyRegulariser)}
     return learn, dict(names=COMPILE_NAMES, eager_when=_in_reg_step), every
@@ -176,10 +139,11 @@ def worker(args, cfg):
     """Measure the variants of `cfg` in this process: `rounds` timed windows each, interleaved so that a change in
     the machine's load affects all variants alike; report the best and all rates."""
     import torch
-    from deepgen.core import set_seed, n_params
+    from fastai.torch_core import set_seed
+    from deepgen.core import n_params, peak_memory_mib, reset_peak_memory
     if cfg.get('threads'): torch.set_num_threads(cfg['threads'])
     dev = args.device
-    if dev.startswith('cuda'): torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory(dev)
     set_seed(0)
     dls = _dls(args)
     variants = cfg.get('variants', [dict(name='lazy, non-grouped')])
@@ -191,7 +155,7 @@ def worker(args, cfg):
         for v, learn in zip(variants, learners):
             secs[v['name']].append(_timed_window(learn, n_steps, cfg.get('warmup', 0) if r == 0 else 0, dev))
     m = learners[0].model
-    out = dict(threads=torch.get_num_threads(), steps=n_steps, peak_mem_mib=_peak_mem_mib(dev),
+    out = dict(threads=torch.get_num_threads(), steps=n_steps, peak_mem_mib=peak_memory_mib(dev),
                optimizer=S.optimizer_info(learners[0].opt, notes),
                params_G=n_params(m.G), params_D=n_params(m.D),
                variants={k: dict(img_per_sec=n_steps * args.bs / min(v), img_per_sec_each=[n_steps * args.bs / t for t in v],

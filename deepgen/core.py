@@ -6,7 +6,8 @@ Docs: https://deepgen-dev.github.io/deepgen/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #18dd8ac0
 from __future__ import annotations
-import math, os, sys, tempfile, warnings
+import functools, inspect, math, os, sys, tempfile, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -17,9 +18,9 @@ try: import resource
 except ImportError: resource = None  # Windows: no peak resident memory
 
 # %% auto #0
-__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'atomic_save', 'data_dirs', 'find_file', 'reset_peak_memory',
-           'peak_memory_mib', 'ema_decay', 'slerp', 'world', 'all_mean', 'batch_randn', 'batch_rand',
-           'batch_randn_like', 'batch_rand_like']
+__all__ = ['image_grid', 'n_params', 'n_layers', 'bits_per_dim', 'atomic_file', 'atomic_save', 'remove_stale_tmp', 'data_dirs',
+           'find_file', 'reset_peak_memory', 'peak_memory_mib', 'compile_modules', 'fused_torch_optimizer', 'ema_decay',
+           'slerp', 'world', 'all_mean', 'batch_randn', 'batch_rand', 'batch_randn_like', 'batch_rand_like']
 
 # %% ../nbs/00_core.ipynb #de319091
 _moved = dict(set_seed='fastai.torch_core', default_device='fastai.torch_core')
@@ -90,22 +91,39 @@ def bits_per_dim(nll_nats:Tensor|float, # negative log-likelihood in nats, per i
     return nll_nats / (n_dims * math.log(2))
 
 # %% ../nbs/00_core.ipynb #3a1b8908
+def _umask()->int:
+    "The process's file-creation mask."
+    m = os.umask(0); os.umask(m); return m
+
+@contextmanager
+def atomic_file(fname:str|Path, # the file to write
+               ):
+    "Yield a temporary path beside `fname` to write to; it replaces `fname` (after an fsync) when the block ends, and is removed if the block fails."
+    fname = Path(fname).absolute()
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    fd,tmp = tempfile.mkstemp(dir=fname.parent, prefix=f'.{fname.name}.', suffix='.tmp'); os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private (0600); the file gets the permissions `open` would give it
+    try:
+        yield Path(tmp)
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.replace(tmp, fname)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+
 def atomic_save(obj,             # anything `torch.save` accepts
                 fname:str|Path,  # destination file
                )->Path:
     "`torch.save` `obj` to `fname` so that a crash mid-write leaves the previous file intact."
+    with atomic_file(fname) as tmp: torch.save(obj, tmp)
+    return Path(fname)
+
+def remove_stale_tmp(fname:str|Path, # a file written by `atomic_file` or `atomic_save`
+                    )->list:
+    "Delete the temporary files that writing `fname` left behind when its process was killed (kill -9 runs no clean-up); return their names."
     fname = Path(fname)
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    fd,tmp = tempfile.mkstemp(dir=fname.parent, prefix=f'.{fname.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, fname)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-    return fname
+    stale = list(fname.parent.glob(f'.{fname.name}.*.tmp')) if fname.parent.is_dir() else []
+    for t in stale: t.unlink(missing_ok=True)
+    return [t.name for t in stale]
 
 # %% ../nbs/00_core.ipynb #70731f27
 def data_dirs()->list[Path]:
@@ -132,6 +150,48 @@ def peak_memory_mib(device:torch.device|str='cpu')->float:
     if resource is None: return float('nan')
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10  # bytes on macOS, KiB on Linux
+
+# %% ../nbs/00_core.ipynb #03e74df1
+def _eager_or_compiled(m, compiled, eager_when, *args, **kwargs):
+    "Call module `m` eagerly (its hooks and `forward`) when `eager_when()` is true, else through `compiled`."
+    return m._call_impl(*args, **kwargs) if eager_when() else compiled(*args, **kwargs)
+
+def compile_modules(model:nn.Module,  # the model (a DDP wrapper is looked through)
+                    names=None,       # name(s) of submodules to compile, e.g. `['G.mapping', 'D']`; the whole model when `None`
+                    eager_when=None,  # `eager_when()` true: the compiled modules run eagerly for that call
+                    **compile_kw,     # passed to `torch.compile` (`mode`, `backend`, `dynamic`, ...)
+                   )->list:
+    "Compile `model`, or its submodules `names`, in place with `nn.Module.compile`, so that every caller runs compiled code."
+    model = getattr(model, 'module', model)  # look through a DDP wrapper
+    names = [names] if isinstance(names, str) else list(names or [])
+    mods = []
+    for n in names:
+        try: mods.append(model.get_submodule(n))
+        except AttributeError:
+            kids = ', '.join(repr(k) for k,_ in model.named_children())
+            raise ValueError(f"The model ({type(model).__name__}) has no submodule {n!r}: give dotted names under its children {kids}.") from None
+    for m in mods or [model]:
+        m.compile(**compile_kw)
+        if eager_when is not None:  # `nn.Module.compile` keeps the compiled call in `_compiled_call_impl`: route it
+            m._compiled_call_impl = functools.partial(_eager_or_compiled, m, m._compiled_call_impl, eager_when)
+    return mods or [model]
+
+def fused_torch_optimizer(opt:torch.optim.Optimizer, # a PyTorch optimiser
+                         )->torch.optim.Optimizer:
+    "The same PyTorch optimiser (groups, hyper-parameters, state) stepping with PyTorch's fused kernel, or with `foreach` where it has none."
+    cls = type(opt)
+    ps = inspect.signature(cls.__init__).parameters
+    if 'fused' in ps: flags = dict(fused=True, foreach=False)
+    else:
+        flags = dict(foreach=True)
+        warnings.warn(f"torch.optim.{cls.__name__} has no fused kernel in PyTorch {torch.__version__} (Adam, AdamW, SGD and Adagrad "
+                      "have one): it steps with foreach=True (a few multi-tensor kernels per update) instead.")
+    flags = {k: v for k,v in flags.items() if k in ps}
+    sd = opt.state_dict()
+    for g in sd['param_groups']: g.update(flags)  # `load_state_dict` restores the groups' settings too
+    new = cls([{**g, **flags} for g in opt.param_groups], **{**{k: v for k,v in opt.defaults.items() if k in ps}, **flags})
+    new.load_state_dict(sd)
+    return new
 
 # %% ../nbs/00_core.ipynb #1540a5aa
 def ema_decay(half_life_imgs:float, # images after which the past's weight halves (StyleGAN2: 10_000)

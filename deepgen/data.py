@@ -41,6 +41,16 @@ def _resize_crop(im:Image.Image, size:int)->Image.Image:
     return im.crop((l, t, l+size, t+size))
 
 # %% ../nbs/01_data.ipynb #6ed780e1
+_MODES_16 = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')  # how Pillow opens a 16-bit grey image
+
+def _open_image(o:Path|str, n_ch:int)->Image.Image:
+    "Image file `o` as an 8-bit PIL image with `n_ch` channels; 16-bit grey levels are scaled to 8 bits (Pillow's `convert` would clip them to 255)."
+    im = Image.open(o)
+    if im.mode in _MODES_16:
+        a = np.asarray(im).astype(np.float64) * (255 / 65535)
+        im = Image.fromarray(np.round(a).clip(0, 255).astype(np.uint8), 'L')
+    return im.convert('L' if n_ch == 1 else 'RGB')
+
 class LoadImage(Transform):
     "Turn a `uint8` tensor or an image file into a `uint8` `GenImage` of `n_ch` channels, `size` pixels square, padded by `pad`."
     def __init__(self,
@@ -50,7 +60,7 @@ class LoadImage(Transform):
                 ): store_attr()
     def encodes(self, o:Tensor): return GenImage(F.pad(o, [self.pad]*4) if self.pad else o)
     def encodes(self, o:Path|str):
-        try: im = Image.open(o).convert('L' if self.n_ch == 1 else 'RGB')
+        try: im = _open_image(o, self.n_ch)
         except Exception as e: raise ValueError(f"Could not read image file {o}: {e}. Remove it from the folder or replace it.") from e
         im = _resize_crop(im, self.size or min(im.size))
         x = torch.from_numpy(np.asarray(im).copy())
@@ -95,16 +105,30 @@ def _npz(path:Path):
         raise ValueError(f"{path} lacks the arrays {sorted(need - set(d.files))}; expected the Keras layout with {sorted(need)}.")
     x = np.concatenate([d['x_train'], d['x_test']])
     if x.dtype != np.uint8: raise ValueError(f"{path}: expected uint8 pixels 0..255, got {x.dtype}.")
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))):
+        raise ValueError(f"{path}: x_train is {'x'.join(map(str, d['x_train'].shape))}; expected images [N, H, W] (grey) or [N, H, W, C] "
+                         f"with C = 1 or 3 channels{' (drop the alpha channel: x[..., :3])' if x.ndim == 4 and x.shape[-1] == 4 else ''}.")
     x = torch.from_numpy(x)
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     y = torch.from_numpy(np.concatenate([d['y_train'], d['y_test']]).astype(np.int64).reshape(-1))
     return x.contiguous(), y, list(range(len(d['x_train']), len(x)))
 
 # %% ../nbs/01_data.ipynb #bba1c94b
-def _folder(path:Path):
+def _check_files(files:list):
+    "Open every image file (header and integrity checks, not decoding) and list those that cannot be read."
+    bad = []
+    for f in files:
+        try:
+            with Image.open(f) as im: im.verify()
+        except Exception as e: bad.append(f"{f} ({type(e).__name__}: {e})")
+    if bad: raise ValueError(f"{len(bad)} of {len(files)} image files cannot be read: {'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}. "
+                             "Remove or replace them.")
+
+def _folder(path:Path, check:bool=True):
     "Image files, labels from parent folders, and the test split from a `test`/`testing` folder."
     files = get_image_files(path)
     if not files: raise FileNotFoundError(f"No image files (.png, .jpg, ...) found under {path}.")
+    if check: _check_files(files)
     labels = [f.parent.name for f in files]
     test = [i for i,f in enumerate(files) if f.relative_to(path).parts[0] in ('test', 'testing')]
     return list(files), labels, test or None
@@ -122,24 +146,28 @@ def _download(name:str, url:str):
                            f"or use source='digits', which ships with scikit-learn.") from e
 
 # %% ../nbs/01_data.ipynb #692b8c68
-def _load_source(source, path):
+def _load_source(source, path, check:bool=True):
     "(images or files, labels, test indices, native channels) for a dataset name or a path."
-    if isinstance(source, Path) or (isinstance(source, str) and source.lower() not in _builtin):
-        p = Path(source)
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"source must be a dataset name ({', '.join(_builtin)}) or the path of a folder of images or an .npz file, "
+                        f"got {type(source).__name__} {source!r}.")
+    if path is not None and not isinstance(path, (str, Path)): raise TypeError(f"path must be a file or folder path, got {type(path).__name__} {path!r}.")
+    if isinstance(source, Path) or source.lower() not in _builtin:
+        p = Path(source).expanduser()
         if not p.exists():
-            raise FileNotFoundError(f"{source!r} is neither a dataset name ({', '.join(_builtin)}) nor an existing file or folder.")
-        return (*_npz(p), None) if p.suffix == '.npz' else (*_folder(p), None)
+            raise FileNotFoundError(f"{str(source)!r} is neither a dataset name ({', '.join(_builtin)}) nor an existing file or folder.")
+        return (*_npz(p), None) if p.suffix == '.npz' else (*_folder(p, check), None)
     name = source.lower(); info = _builtin[name]
     if name == 'digits': return (*_digits(), 1)
     if path is not None:
-        p = Path(path)
+        p = Path(path).expanduser()
         if not p.exists(): raise FileNotFoundError(f"path={str(path)!r} does not exist; give the {name} folder or .npz file.")
-        return (*(_npz(p) if p.suffix == '.npz' else _folder(p)), info['ch'])
+        return (*(_npz(p) if p.suffix == '.npz' else _folder(p, check)), info['ch'])
     if 'file' in info and (f := find_file(info['file'])) is not None: return (*_npz(f), info['ch'])
     if 'url' not in info:
         raise FileNotFoundError(f"{name} cannot be downloaded by deepgen: get it from its authors, then pass path= "
                                 f"the folder of its images (for example image_dls('{name}', path='~/data/{name}', size=64)).")
-    return (*_folder(_download(name, info['url'])), info['ch'])
+    return (*_folder(_download(name, info['url']), check), info['ch'])
 
 # %% ../nbs/01_data.ipynb #f34b4421
 class GenDataLoaders(DataLoaders):
@@ -183,6 +211,17 @@ def _check_size(size, pad):
         raise ValueError(f"size must be a positive integer (images are square), got {size!r}.")
     if not (isinstance(pad, int) and pad >= 0): raise ValueError(f"pad must be a non-negative integer, got {pad!r}.")
 
+def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def _check_request(bs, max_items, valid_pct, test_pct):
+    "Clear errors for a batch size, item limit or split fraction that cannot work."
+    if not (_is_int(bs) and bs >= 1): raise ValueError(f"bs must be a positive integer (images per batch), got {bs!r}.")
+    if max_items is not None and not (_is_int(max_items) and max_items >= 1):
+        raise ValueError(f"max_items must be a positive integer (images per split), or None for all of them, got {max_items!r}.")
+    for k,v in (('valid_pct', valid_pct), ('test_pct', test_pct)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ValueError(f"{k} must be a fraction from 0 up to (not including) 1, got {v!r}.")
+
 def _resize_tensor(x:Tensor, size:int)->Tensor:
     "Resize square uint8 images [N, C, s, s] to `size` with antialiasing (a no-op at their own size)."
     if x.shape[-1] == size and x.shape[-2] == size: return x
@@ -210,12 +249,13 @@ def image_dls(source:str|Path='digits', # a dataset name (digits, mnist, cifar10
               seed:int=42,              # seed of the splits
               max_items:int|None=None,  # keep at most this many images per split (quick experiments)
               device=None,              # where batches go; fastai's default device when `None`
+              check_files:bool=True,    # open every image file of a folder first, to report broken ones before training
               **kwargs,                 # passed to fastai's `DataLoaders` (e.g. `num_workers`)
              )->GenDataLoaders:
     "fastai `DataLoaders` (train, valid, test) of float images in [0, 1], shape [B, C, H, W], with labels if asked."
-    _check_size(size, pad)
+    _check_size(size, pad); _check_request(bs, max_items, valid_pct, test_pct)
     if channels not in (None, 1, 3): raise ValueError(f"channels must be 1, 3 or None, got {channels!r}.")
-    items, ys, test, native = _load_source(source, path)
+    items, ys, test, native = _load_source(source, path, check_files)
     if isinstance(items, Tensor):
         native = items.shape[1]; n_ch = channels or native
         items = _to_channels(_resize_tensor(items, size or items.shape[-1]), n_ch, native, f"The images of {source!r}")
@@ -226,6 +266,8 @@ def image_dls(source:str|Path='digits', # a dataset name (digits, mnist, cifar10
     vocab = sorted(set(ys.tolist() if isinstance(ys, Tensor) else ys))
     trn, val, tst = _split(len(items), test, valid_pct, test_pct, seed)
     if max_items: trn, val, tst = trn[:max_items], val[:max_items], tst[:max_items]
+    if not val: raise ValueError(f"The validation split is empty ({len(trn)} training images, valid_pct={valid_pct}): "
+                                 "the Learners validate after every epoch, so raise valid_pct or max_items.")
     if bs > len(trn): raise ValueError(f"bs={bs} is larger than the training split ({len(trn)} images): lower bs or add data.")
     ys = ys.tolist() if isinstance(ys, Tensor) else ys
     tfms = [[ItemGetter(0), LoadImage(side, n_ch, pad)]] + ([[ItemGetter(1), Categorize(vocab=vocab, sort=False)]] if labels else [])

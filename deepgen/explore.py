@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import image_grid, slerp
+from .registry import MODELS
 from .glow import Glow
 from .nvae import NVAE, soft_clamp
 from .stylegan2 import Generator, StyleGAN2
@@ -139,27 +140,36 @@ def _generator(m)->Generator:
 
 def _device(m): return next(m.parameters()).device
 
+def _sampler(m):
+    "`sample(n, temp, **kwargs)` of model `m`, as the three models share it (a bare `Generator`'s takes the truncation psi as `temp`)."
+    m = _model(m)
+    if isinstance(m, Generator): return lambda n, temp, **kw: m.sample(n, truncation_psi=temp, **kw)
+    f = getattr(m, 'sample', None)
+    if not callable(f) or 'temp' not in inspect.signature(f).parameters:
+        raise TypeError(f"{type(m).__name__} has no sample(n, temp) method: pass a Glow, an NVAE or a StyleGAN2, or a Learner training one.")
+    return f
+
+def _temp_name(m)->str:
+    "What `temp` means for model `m`, from the registry: 'temperature', or StyleGAN2's truncation 'psi'."
+    m = _model(m)
+    spec = next((s for s in MODELS.values() if isinstance(m, s.model_cls)), None)
+    return 'psi' if isinstance(m, Generator) or (spec is not None and spec.temp_name == 'psi') else 'temperature'
+
 # %% ../nbs/17_explore.ipynb #df88008d
-def temperature_explorer(model,                       # a Glow or an NVAE (or a Learner training one): anything with `sample(n, temp)`
+def temperature_explorer(model,                       # a Glow, NVAE or StyleGAN2 (or a Learner training one): anything with `sample(n, temp)`
                          n:int=16,                    # images per grid
                          temps:Sequence=(0., 0.25, 0.5, 0.75, 1.), # temperatures of the static strip; the slider spans their range
                          value:float|None=None,       # the slider's first temperature; the middle of `temps` when `None`
                          seed:int=0,                  # seed of the noise, the same at every temperature
-                         **kwargs,                    # more arguments of `model.sample` (NVAE: `bn_iters`; Glow: `y`)
+                         **kwargs,                    # more arguments of `model.sample` (NVAE: `bn_iters`; Glow: `y`; StyleGAN2: `noise_mode`)
                         )->Explorer:
-    "A slider over the sampling temperature of `model`, redrawing `n` samples made from the same noise."
-    m = _model(model)
-    if isinstance(m, (StyleGAN2, Generator)):
-        raise TypeError("StyleGAN2 samples have no temperature: use truncation_explorer, its counterpart.")
-    f = getattr(m, 'sample', None)
-    if not callable(f) or 'temp' not in inspect.signature(f).parameters:
-        raise TypeError(f"{type(m).__name__} has no sample(n, temp) method: pass a Glow or an NVAE, or a Learner training one.")
-    temps = list(temps)
-    if not temps: raise ValueError("temps must list at least one temperature, e.g. (0, 0.5, 1).")
-    if min(temps) < 0: raise ValueError(f"Temperatures scale a standard deviation and cannot be negative, got {min(temps)}.")
+    "A slider over the sampling temperature of `model` (StyleGAN2's: the truncation psi), redrawing `n` samples made from the same noise."
+    f, label, temps = _sampler(model), _temp_name(model), list(temps)
+    if not temps: raise ValueError(f"temps must list at least one {label}, e.g. (0, 0.5, 1).")
+    if label == 'temperature' and min(temps) < 0: raise ValueError(f"Temperatures scale a standard deviation and cannot be negative, got {min(temps)}.")
     def fn(t):
         with seeded(seed): return f(n, temp=float(t), **kwargs)
-    return Explorer(fn, temps, 'temperature', value)
+    return Explorer(fn, temps, label, value)
 
 # %% ../nbs/17_explore.ipynb #bc09d754
 def nvae_noise(model:NVAE,        # the model (or a Learner training it)
@@ -256,12 +266,11 @@ def truncation_explorer(model,                 # a StyleGAN2 (its `G_ema` draws)
                         value:float|None=None, # the slider's first truncation; the largest of `psis` when `None`
                         seed:int=0,            # seed of the latents
                        )->Explorer:
-    "A slider over StyleGAN2's truncation psi, redrawing `n` samples of the same latents."
-    G = _generator(model)
-    psis = list(psis)
+    "A slider over StyleGAN2's truncation psi (its `temp`), redrawing `n` samples of the same latents with the noise inputs fixed."
+    _generator(model)   # only StyleGAN2 truncates
+    f, psis = _sampler(model), list(psis)
     if not psis: raise ValueError("psis must list at least one truncation, e.g. (0, 0.5, 1).")
-    fn = lambda psi: G.sample(n, truncation_psi=float(psi), noise_mode='const', seed=seed)
-    return Explorer(fn, psis, 'psi', max(psis) if value is None else value)
+    return Explorer(lambda psi: f(n, temp=float(psi), noise_mode='const', seed=seed), psis, 'psi', max(psis) if value is None else value)
 
 # %% ../nbs/17_explore.ipynb #e82276cd
 def style_mixing_explorer(model,                  # a StyleGAN2 (its `G_ema` draws), a Generator, or a Learner training one

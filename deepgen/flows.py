@@ -19,7 +19,7 @@ __all__ = ['jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvC
            'FlowStep']
 
 # %% ../nbs/03_flows.ipynb #e11fcf04
-def _hi(t:Tensor)->Tensor:
+def _at_least_f32(t:Tensor)->Tensor:
     "`t` in float32, unless it is already float32 or float64."
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
@@ -87,7 +87,7 @@ class ActNorm(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._ready = bool(self.initialized)
 
-    def logdet(self, hw:int)->Tensor: return hw * _hi(self.logs).sum()
+    def logdet(self, hw:int)->Tensor: return hw * _at_least_f32(self.logs).sum()
 
     def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
         if not self._ready:
@@ -137,18 +137,18 @@ class InvConv2d(nn.Module):
 
     def logdet(self, hw:int)->Tensor:
         "log|det| of the whole layer on an `H x W` image: `hw * log|det W|`."
-        if self.lu: return hw * _hi(self.log_s).sum()
-        return hw * torch.linalg.slogdet(self.weight.double())[1].to(_hi(self.weight).dtype)
+        if self.lu: return hw * _at_least_f32(self.log_s).sum()
+        return hw * torch.linalg.slogdet(self.weight.double())[1].to(_at_least_f32(self.weight).dtype)
 
     def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
         with torch.autocast(x.device.type, enabled=False):  # cheap (C x C), and keeps the flow's values in full precision
-            y = F.conv2d(_hi(x), self.get_weight().view(self.nc, self.nc, 1, 1))
+            y = F.conv2d(_at_least_f32(x), self.get_weight().view(self.nc, self.nc, 1, 1))
         return y, self.logdet(x.shape[2]*x.shape[3]).expand(len(x))
 
     def inverse(self, y:Tensor)->Tensor:
         with torch.autocast(y.device.type, enabled=False):
-            w_inv = torch.linalg.inv(self.get_weight().double()).to(_hi(y).dtype)
-            return F.conv2d(_hi(y), w_inv.view(self.nc, self.nc, 1, 1))
+            w_inv = torch.linalg.inv(self.get_weight().double()).to(_at_least_f32(y).dtype)
+            return F.conv2d(_at_least_f32(y), w_inv.view(self.nc, self.nc, 1, 1))
 
 # %% ../nbs/03_flows.ipynb #1e793e59
 class ZeroConv2d(nn.Module):
@@ -188,7 +188,7 @@ class AffineCoupling(nn.Module):
 
     def _shift_scale(self, xa:Tensor):
         "Shift `t` and log-scale `log s` (in float32) computed from `xa`."
-        h = _hi(self.net(xa))
+        h = _at_least_f32(self.net(xa))
         if not self.affine: return h, None
         t,s = h.chunk(2, 1)
         return t, F.logsigmoid(s + 2.)
@@ -196,7 +196,7 @@ class AffineCoupling(nn.Module):
     def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
         xa,xb = x.split([self.na, self.nb], 1)
         t,logs = self._shift_scale(xa)
-        if logs is None: return torch.cat([xa, (xb + t).to(x.dtype)], 1), x.new_zeros(len(x), dtype=_hi(x).dtype)
+        if logs is None: return torch.cat([xa, (xb + t).to(x.dtype)], 1), x.new_zeros(len(x), dtype=_at_least_f32(x).dtype)
         yb = (xb + t) * logs.exp()
         return torch.cat([xa, yb.to(x.dtype)], 1), logs.flatten(1).sum(1)
 
@@ -213,7 +213,7 @@ class Squeeze(nn.Module):
         b,c,h,w = x.shape
         if h % 2 or w % 2: raise ValueError(f"Squeeze needs even height and width, got {h}x{w}: pad or crop the input.")
         y = x.view(b, c, h//2, 2, w//2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4*c, h//2, w//2)
-        return y, x.new_zeros(b, dtype=_hi(x).dtype)
+        return y, x.new_zeros(b, dtype=_at_least_f32(x).dtype)
 
     def inverse(self, y:Tensor)->Tensor:
         b,c,h,w = y.shape

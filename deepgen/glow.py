@@ -1,4 +1,4 @@
-"""The multi-scale Glow of Kingma & Dhariwal (2018): exact encoding and decoding, log-likelihood in bits per dimension, temperature sampling, latent manipulation, paper presets and a fastai `Learner`.
+"""The multi-scale Glow of Kingma & Dhariwal (2018): exact encoding and decoding, log-likelihood in bits per dimension, temperature sampling, latent manipulation and the paper's presets, in PyTorch alone.
 
 Docs: https://deepgen-dev.github.io/deepgen/glow.html.md"""
 
@@ -10,21 +10,15 @@ import math, warnings
 import torch
 from torch import nn, Tensor
 from torch.utils.checkpoint import checkpoint
-from fastcore.basics import store_attr, patch, first
-from fastai.learner import Learner, AvgMetric
-from fastai.torch_core import get_model
-from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.schedule import ParamScheduler, LRFinder
-from fastai.optimizer import OptimWrapper
-from .core import bits_per_dim, batch_rand_like
-from .train import SampleGrid, NaNGuard
-from .flows import ActNorm, InvConv2d, ZeroConv2d, AffineCoupling, Squeeze, FlowStep, _hi
+from fastcore.basics import store_attr, patch
+from . import core
+from .core import batch_rand_like
+from .flows import ActNorm, InvConv2d, ZeroConv2d, AffineCoupling, Squeeze, FlowStep, _at_least_f32
 
 # %% auto #0
-__all__ = ['GLOW_PRESETS', 'gaussian_log_prob', 'SplitPrior', 'TopPrior', 'Glow', 'latent_interpolation', 'class_direction',
-           'manipulate', 'glow_preset', 'Adamax', 'LinearWarmup', 'ActNormInit', 'check_images', 'GlowCallback',
-           'glow_loss', 'bpd', 'glow_learner', 'ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling', 'Squeeze',
-           'FlowStep']
+__all__ = ['GLOW_PRESETS', 'gaussian_log_prob', 'SplitPrior', 'TopPrior', 'Glow', 'bpd', 'latent_interpolation',
+           'class_direction', 'manipulate', 'glow_preset', 'ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling',
+           'Squeeze', 'FlowStep']
 
 # %% ../nbs/04_glow.ipynb #c93611ba
 _all_ = ['ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling', 'Squeeze', 'FlowStep']
@@ -37,7 +31,7 @@ def gaussian_log_prob(z:Tensor,     # values `[B, ...]`
                       logs:Tensor,  # log standard deviations, broadcastable to `z`
                      )->Tensor:
     "Log-density of a diagonal Gaussian summed over all but the batch dimension, in float32: `[B]`."
-    z,mean,logs = _hi(z),_hi(mean),_hi(logs)
+    z,mean,logs = _at_least_f32(z),_at_least_f32(mean),_at_least_f32(logs)
     lp = -0.5*(_LOG_2PI + 2*logs + (z - mean)**2 * torch.exp(-2*logs))
     return lp.expand_as(z).flatten(1).sum(1)
 
@@ -55,9 +49,9 @@ class SplitPrior(nn.Module):
 
     def forward(self, h:Tensor)->tuple[Tensor,Tensor]:
         if self.conv is None:
-            z = h.new_zeros(len(h), self.nc_z, *h.shape[2:], dtype=_hi(h).dtype)
+            z = h.new_zeros(len(h), self.nc_z, *h.shape[2:], dtype=_at_least_f32(h).dtype)
             return z, z
-        return _hi(self.conv(h)).chunk(2, 1)
+        return _at_least_f32(self.conv(h)).chunk(2, 1)
 
 # %% ../nbs/04_glow.ipynb #d748d73c
 class TopPrior(nn.Module):
@@ -75,11 +69,11 @@ class TopPrior(nn.Module):
         if self.emb is not None: nn.init.zeros_(self.emb.weight)
 
     def forward(self, y:Tensor|None=None)->tuple[Tensor,Tensor]:
-        h = _hi(self.h)
+        h = _at_least_f32(self.h)
         if self.emb is not None:
             if y is None: raise ValueError(f"This Glow is class-conditional (n_classes={self.n_classes}): pass the labels y, "
                                            "e.g. from image_dls(..., labels=True).")
-            h = h + _hi(self.emb(y)).view(-1, 2*self.nc, 1, 1)
+            h = h + _at_least_f32(self.emb(y)).view(-1, 2*self.nc, 1, 1)
         return h.chunk(2, 1)
 
 # %% ../nbs/04_glow.ipynb #f4d4cec2
@@ -146,6 +140,12 @@ def _check_input(self:Glow, x:Tensor):
                          f"got {h}x{w}. Pad or resize the images (image_dls('mnist', pad=2) gives 32x32), or use fewer levels.")
     if self._hw != (h, w):
         self._hw = (h, w); self.img_hw.copy_(torch.tensor([h, w]))
+
+@patch(as_prop=True)
+def img_shape(self:Glow)->tuple:
+    "`(C, H, W)` of the images this Glow models."
+    if self._hw is None: raise ValueError("This Glow does not know its image size yet: build it with img_size=(H, W), or run a batch through it.")
+    return (self.in_ch, *self._hw)
 
 # %% ../nbs/04_glow.ipynb #b660cc06
 @patch
@@ -255,7 +255,21 @@ def forward(self:Glow,
     "Bits per dimension of each image, `[B]`: `-(log p(x) - D log n_bins) / (D ln 2)` for dequantised `x`."
     x = self.dequantize(img)
     d = x[0].numel()
-    return -(self.log_prob(x, y) - d*math.log(self.n_bins)) / (d*math.log(2))
+    return core.bits_per_dim(-(self.log_prob(x, y) - d*math.log(self.n_bins)), d)
+
+@patch
+def bits_per_dim(self:Glow,
+                 img:Tensor,          # images in [0, 1] as the DataLoaders yield them
+                 y:Tensor|None=None,  # labels of a class-conditional model
+                )->Tensor:
+    "Bits per dimension of each image, `[B]` (the model's forward pass; one draw of the dequantisation noise)."
+    return self(img, y)
+
+def bpd(pred:Tensor, # bits/dim per image, as `Glow.forward` returns them
+        *yb,         # ignored (the images, or the labels of a class-conditional model)
+       )->Tensor:
+    "Mean bits per dimension of a batch: the loss Glow minimises, and the `bpd` metric its Learner reports."
+    return pred.mean()
 
 # %% ../nbs/04_glow.ipynb #143b8cc7
 @patch
@@ -281,11 +295,13 @@ def sample(self:Glow,
 
 # %% ../nbs/04_glow.ipynb #aa701679
 @patch
+@torch.no_grad()
 def encode_images(self:Glow, img:Tensor)->Tensor:
     "Latents of images in [0, 1], all levels flattened into one vector per image: `[B, D]`."
     return torch.cat([z.flatten(1) for z in self.encode(self.dequantize(img, noise=False))], 1)
 
 @patch
+@torch.no_grad()
 def decode_images(self:Glow, v:Tensor)->Tensor:
     "Images in [0, 1] from flattened latents `[B, D]` made by `encode_images`."
     if self._hw is None: raise ValueError("This Glow does not know its image size yet: encode a batch first.")
@@ -296,6 +312,15 @@ def decode_images(self:Glow, v:Tensor)->Tensor:
         zs.append(v[:, i:i+nz*h*w].view(-1, nz, h, w)); i += nz*h*w
         if l < self.n_levels-1: c = self.split_ch[l][0]
     return self.to_image(self.decode(zs))
+
+@patch
+@torch.no_grad()
+def reconstruct(self:Glow,
+                img:Tensor,  # images `[B, C, H, W]` in [0, 1]
+               )->tuple[Tensor,Tensor]:
+    "What the model saw (`img` on its grid) and `decode(encode(.))` of it, both `[B, C, H, W]` in [0, 1]; each image is taken at its cell's centre."
+    x = self.dequantize(img, noise=False)
+    return self.to_image(x), self.to_image(self.decode(self.encode(x)))
 
 # %% ../nbs/04_glow.ipynb #aeeb30ea
 @torch.no_grad()
@@ -338,142 +363,40 @@ GLOW_PRESETS = {
     'celeba256': dict(in_ch=3, n_levels=6, n_steps=32, hidden=512, affine=False, lu=True, n_bits=5, img_size=256),
 }
 
-def glow_preset(name:str, # one of `GLOW_PRESETS`: 'mnist' (the benchmark configuration), 'cifar10', 'celeba256'
+def glow_preset(name:str, # one of `GLOW_PRESETS`: 'mnist' (deepgen's benchmark configuration), 'cifar10', 'celeba256'
                 **kwargs, # override any `Glow` argument
                )->Glow:
     "A `Glow` with a paper (or benchmark) configuration."
     if name not in GLOW_PRESETS: raise ValueError(f"Unknown Glow preset {name!r}: choose one of {list(GLOW_PRESETS)}.")
     return Glow(**{**GLOW_PRESETS[name], **kwargs})
 
-# %% ../nbs/04_glow.ipynb #c807c34a
-def Adamax(params,              # parameters or parameter groups
-           lr:float=1e-3,       # learning rate (Glow: 1e-3)
-           mom:float=0.9,       # beta1
-           sqr_mom:float=0.999, # beta2
-           eps:float=1e-8,      # added to the denominator
-           wd:float=0.,         # weight decay
-          )->OptimWrapper:
-    "`torch.optim.Adamax` as a fastai optimiser (via `OptimWrapper`)."
-    return OptimWrapper(params, torch.optim.Adamax, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd, foreach=True)
+# %% ../nbs/04_glow.ipynb #52a5265e
+_CONFIG_KEYS = ('in_ch', 'n_levels', 'n_steps', 'hidden', 'affine', 'lu', 'learn_prior', 'n_classes', 'n_bits', 'checkpointing')
 
-# %% ../nbs/04_glow.ipynb #510d8ead
-class LinearWarmup(Callback):
-    "Ramp the learning rate linearly from 0 over the first `n_iter` training iterations, unless a fastai schedule sets it."
-    order = ParamScheduler.order + 1
-    def __init__(self,
-                 n_iter:int|None=None, # iterations of warm-up; `None` uses `pct` of the first fit, at most `max_iter`
-                 pct:float=0.1,        # fraction of the first fit's iterations, when `n_iter` is `None`
-                 max_iter:int=1000,    # cap on the warm-up when `n_iter` is `None`
-                ):
-        store_attr()
-        self.done,self.finished = 0,False  # warm-up iterations done over the Learner's life (across fits)
+@patch(as_prop=True)
+def config(self:Glow)->dict:
+    "The arguments that rebuild this architecture (JSON-serialisable): `Glow.from_config(model.config)`."
+    return {**{k: getattr(self, k) for k in _CONFIG_KEYS}, 'img_size': list(self._hw) if self._hw else None}
 
-    def before_fit(self):
-        scheds = [cb for cb in self.learn.cbs if isinstance(cb, ParamScheduler) and 'lr' in cb.scheds]
-        if scheds and not any(isinstance(cb, LRFinder) for cb in scheds): self.finished = True  # e.g. fit_one_cycle warms up itself
-        self.active = not scheds and not self.finished
-        if not self.active: return
-        if self.n_iter is None: self.n_iter = max(1, min(self.max_iter, int(self.pct * self.n_epoch * len(self.dls.train))))
-        self.base = [h['lr'] for h in self.opt.hypers]
+@patch(cls_method=True)
+def from_config(cls:Glow,
+                config:dict, # as `Glow.config` returns it
+               )->Glow:
+    "A new `Glow` with the architecture `config` describes (weights freshly initialised: load a `state_dict` next)."
+    bad = set(config) - set(_CONFIG_KEYS) - {'img_size'}
+    if bad: raise ValueError(f"Unknown Glow config keys {sorted(bad)}: a Glow config has {list(_CONFIG_KEYS) + ['img_size']}.")
+    return cls(**config)
 
-    def before_batch(self):
-        if not (self.active and self.training) or self.finished: return
-        self.done += 1
-        self.finished = self.done >= self.n_iter
-        self.opt.set_hyper('lr', [b * self.done / self.n_iter for b in self.base])
+# %% ../nbs/04_glow.ipynb #b6dda0c3
+_moved = dict(glow_learner='deepgen.glow_learner', LinearWarmup='deepgen.glow_learner', ActNormInit='deepgen.glow_learner',
+              GlowCallback='deepgen.glow_learner', check_images='deepgen.glow_learner', Adamax='deepgen.train', glow_loss='deepgen.glow')
+_new_name = dict(glow_loss='bpd')
 
-    def after_fit(self):
-        if getattr(self, 'active', False): self.opt.set_hyper('lr', self.base)
-
-# %% ../nbs/04_glow.ipynb #d7c22cbb
-class ActNormInit(Callback):
-    "Initialise every `ActNorm` of the model from the first training batch in `before_fit`, unless already initialised."
-    order = 12  # after DDP's set-up (order 11): the first batch is then this process's share of the first global batch
-    def before_fit(self):
-        m = get_model(self.learn.model)
-        ans = [o for o in m.modules() if isinstance(o, ActNorm)]
-        if all(bool(o.initialized) for o in ans): return
-        b = first(self.dls.train)  # (fastai's `DistributedDL` has no `one_batch` before its first epoch)
-        img = b[0]
-        dev = next(m.parameters()).device
-        check_images(img, m.n_bits)
-        y = b[1].to(dev) if getattr(m, 'n_classes', None) and len(b) > 1 else None
-        with torch.no_grad(): m(img.to(dev), y)
-
-def check_images(img:Tensor, # a batch of images
-                 n_bits:int, # bit depth the model expects
-                ):
-    "Raise a clear error unless `img` is in [0, 1] on the grid k/(2**n_bits - 1)."
-    if img.min() < 0 or img.max() > 1:
-        raise ValueError(f"Glow expects images in [0, 1] (as deepgen.data.image_dls makes them), got values in [{img.min():.3g}, {img.max():.3g}].")
-    k = img.float() * (2**n_bits - 1)
-    if (k - k.round()).abs().max() > 1e-3:
-        raise ValueError(f"The images are not on the {n_bits}-bit grid k/{2**n_bits - 1} this Glow models: build the DataLoaders "
-                         f"with image_dls(..., n_bits={n_bits}) or the model with n_bits equal to the data's (glow_learner reads dls.n_bits).")
-
-# %% ../nbs/04_glow.ipynb #bceec35b
-class GlowCallback(Callback):
-    "Pass labels to a class-conditional Glow, give fastai a batch size when batches have no target, and stop on a non-finite loss."
-    order = -5
-    def before_batch(self):
-        if getattr(get_model(self.learn.model), 'n_classes', None):  # (under DDP `learn.model` is the wrapper)
-            if not self.yb: raise ValueError("This Glow is class-conditional: build the DataLoaders with labels=True.")
-            self.learn.xb = (*self.xb, *self.yb)
-        elif not self.yb: self.learn.yb = self.xb[:1]  # fastai measures the batch size on the target; the loss ignores it
-
-    def after_loss(self):
-        if torch.isfinite(self.loss).all(): return
-        if any(isinstance(cb, LRFinder) for cb in self.learn.cbs): raise CancelFitException()  # lr_find diverged, as it should
-        if self.training and any(isinstance(cb, NaNGuard) for cb in self.learn.cbs): return  # NaNGuard restores and stops
-        raise FloatingPointError(
-            f"Glow's loss became {self.loss.item()} (NaN or inf) at epoch {self.epoch}, iteration {self.iter} "
-            f"({'training' if self.training else 'validation'}). Lower the learning rate (the paper uses Adamax 1e-3), "
-            f"lengthen the warm-up (glow_learner(..., warmup=...)), check the images are in [0, 1], "
-            f"and keep log-determinants in float32 under mixed precision.")
-
-# %% ../nbs/04_glow.ipynb #c2ec6581
-def glow_loss(pred:Tensor, # bits/dim per image from `Glow.forward`
-              *yb,         # ignored (the images, or labels of a class-conditional model)
-             )->Tensor:
-    "Mean bits per dimension."
-    return pred.mean()
-
-def bpd(pred:Tensor, *yb)->Tensor:
-    "Bits per dimension (a metric: the validation loss, named)."
-    return pred.mean()
-
-# %% ../nbs/04_glow.ipynb #39c3e39b
-def glow_learner(dls,                       # `deepgen.data.image_dls` DataLoaders (images in [0, 1])
-                 preset:str|None=None,      # start from `GLOW_PRESETS[preset]`
-                 lr:float=1e-3,             # learning rate (Glow: Adamax 1e-3)
-                 warmup:int|float|None=0.1, # warm-up iterations (int) or fraction of the first fit (float); `None`: no warm-up
-                 channels_last:bool=True,   # store convolution weights channels-last (faster on CPU and tensor cores)
-                 sample_every:int|None=1,   # show and save 64 samples at T=0.7 every this many epochs (`None`: never)
-                 cbs:list|None=None,        # more callbacks
-                 metrics:list|None=None,    # more metrics (`bpd` is always reported)
-                 opt_func=Adamax,           # optimiser
-                 learner_kwargs:dict|None=None, # passed to `Learner`
-                 **kwargs,                  # `Glow` arguments (override the preset)
-                )->Learner:
-    "A fastai `Learner` training a `Glow` on `dls` with bits/dim as the loss, Adamax, warm-up and data-dependent init."
-    if preset and preset not in GLOW_PRESETS: raise ValueError(f"Unknown Glow preset {preset!r}: choose one of {list(GLOW_PRESETS)}.")
-    kw = {**(GLOW_PRESETS[preset] if preset else {}), **kwargs}
-    shape = getattr(dls, 'img_shape', None) or tuple(dls.one_batch()[0].shape[1:])
-    c,h,w = shape
-    kw.setdefault('in_ch', c)
-    data_bits = getattr(dls, 'n_bits', None)
-    if data_bits is not None:
-        if 'n_bits' in kwargs and kwargs['n_bits'] != data_bits:
-            raise ValueError(f"The data are {data_bits}-bit but n_bits={kwargs['n_bits']} was asked: build the DataLoaders with image_dls(..., n_bits={kwargs['n_bits']}).")
-        if preset and GLOW_PRESETS[preset]['n_bits'] != data_bits and 'n_bits' not in kwargs:
-            warnings.warn(f"Preset {preset!r} models {GLOW_PRESETS[preset]['n_bits']}-bit images but the data are {data_bits}-bit: "
-                          f"training at {data_bits} bits. Use image_dls(..., n_bits={GLOW_PRESETS[preset]['n_bits']}) to match the paper.")
-        kw['n_bits'] = data_bits
-    kw['img_size'] = (h, w)
-    model = Glow(**kw)
-    model._check_input(torch.zeros(1, c, h, w))
-    if channels_last: model = model.to(memory_format=torch.channels_last)
-    xcb = [] if warmup is None else [LinearWarmup(n_iter=warmup) if isinstance(warmup, int) else LinearWarmup(pct=warmup)]
-    if sample_every: xcb.append(SampleGrid(n=64, every=sample_every, fname='glow'))
-    return Learner(dls, model, loss_func=glow_loss, opt_func=opt_func, lr=lr, metrics=[AvgMetric(bpd)] + list(metrics or []),
-                   cbs=[GlowCallback(), ActNormInit()] + xcb + list(cbs or []), **(learner_kwargs or {}))
+def __getattr__(name):
+    "Names that moved out of `deepgen.glow` (which no longer imports fastai): importable for one release, with a warning."
+    if name not in _moved: raise AttributeError(f"module 'deepgen.glow' has no attribute {name!r}")
+    new = _new_name.get(name, name)
+    warnings.warn(f"deepgen.glow.{name} is deprecated and will be removed in the next release: use {_moved[name]}.{new} "
+                  "(deepgen.glow imports torch alone, so that Glow trains in any loop).", DeprecationWarning, stacklevel=2)
+    import importlib
+    return getattr(importlib.import_module(_moved[name]), new)

@@ -1,4 +1,4 @@
-"""Likelihoods in bits per dimension and importance-weighted NLL, the Fréchet distance, FID and KID with a pluggable and always-named feature extractor, and the small helpers the model comparison needs.
+"""Bits per dimension, the Fréchet distance, FID and KID with a pluggable and always-named feature extractor, and a trimmed mean.
 
 Docs: https://deepgen-dev.github.io/deepgen/metrics.html.md"""
 
@@ -17,28 +17,37 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.schedule  # adds Learner.fit_one_cycle
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from fastai.torch_core import set_seed
-from .core import bits_per_dim, n_params, n_layers, atomic_save
+from .core import bits_per_dim, atomic_save
 from .data import image_dls
 
 # %% auto #0
-__all__ = ['iw_nll', 'frechet_distance', 'FeatureExtractor', 'inception_features', 'SmallCNN', 'cache_dir', 'classifier_features',
-           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'layer_counts', 'bits_per_dim']
+__all__ = ['frechet_distance', 'FeatureExtractor', 'inception_features', 'SmallCNN', 'cache_dir', 'classifier_features',
+           'collect_images', 'extract_features', 'fid_kid', 'trimmed_mean', 'multiscale_mse', 'distance_label',
+           'FeatureDistance', 'vgg16_distance', 'bits_per_dim']
 
 # %% ../nbs/12_metrics.ipynb #b1e15f3d
 _all_ = ['bits_per_dim']
 
-# %% ../nbs/12_metrics.ipynb #909bf5db
-def iw_nll(log_w:Tensor, # `[K, B]` log-weights $\ln p(x, z_k) - \ln q(z_k \mid x)$: K samples for each of B images
-          )->Tensor:
-    "Importance-weighted negative log-likelihood in nats, `[B]`: $-(\\operatorname{logsumexp}_k \\ln w_k - \\ln K)$."
-    if not isinstance(log_w, Tensor): raise TypeError(f"log_w must be a tensor of log-weights [K, B], got {type(log_w).__name__}.")
-    if log_w.ndim != 2:
-        raise ValueError(f"log_w must have shape [K, B] (K importance samples for each of B images), got {tuple(log_w.shape)}"
-                         + (": for one image use log_w[:, None]." if log_w.ndim == 1 else "."))
-    return -(torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0]))
+# %% ../nbs/12_metrics.ipynb #c0c71ff1
+def _iw_nll(log_w:Tensor)->Tensor:
+    from .nvae_math import log_mean_exp
+    return -log_mean_exp(log_w, 0)
+
+def _layer_counts(m:nn.Module)->dict:
+    from .core import n_params, n_layers
+    return dict(params=n_params(m), layers=n_layers(m))
+
+_removed = dict(iw_nll=(_iw_nll, "use deepgen.nvae.iw_nll(model, x, k) for a trained NVAE, or -deepgen.nvae_math.log_mean_exp(log_w, 0) for log-weights"),
+                layer_counts=(_layer_counts, "use deepgen.core.n_params and deepgen.core.n_layers"))
+
+def __getattr__(name):
+    "Names removed from `deepgen.metrics` (each had one copy elsewhere): still importable for one release, with a warning."
+    if name not in _removed: raise AttributeError(f"module 'deepgen.metrics' has no attribute {name!r}")
+    f, instead = _removed[name]
+    warnings.warn(f"deepgen.metrics.{name} is deprecated and will be removed in the next release: {instead}.", DeprecationWarning, stacklevel=2)
+    return f
 
 # %% ../nbs/12_metrics.ipynb #44a1d6f4
 def _sym(m:Tensor)->Tensor: return (m + m.T) / 2
@@ -269,7 +278,7 @@ def extract_features(x:Tensor|Iterable,      # images `[N, C, H, W]` in [0, 1], 
 
 # %% ../nbs/12_metrics.ipynb #85a3e29c
 class _Identity(nn.Module):
-    "Features that are already features: lets torchmetrics' FID and KID work on extracted features."
+    "Features that are already features: lets torchmetrics' KID work on extracted features."
     def __init__(self, num_features:int): super().__init__(); self.num_features = num_features
     def forward(self, x): return x
 
@@ -285,8 +294,7 @@ def fid_kid(real:Tensor|Iterable,        # real images `[N, C, H, W]` in [0, 1],
     fr = extract_features(real, features, bs, 'real'); ff = extract_features(fake, features, bs, 'fake')
     if min(len(fr), len(ff)) < 2: raise ValueError(f"FID and KID need at least 2 images on each side (thousands for stable figures), got {len(fr)} real and {len(ff)} fake.")
     d = fr.shape[1]
-    fid = FrechetInceptionDistance(feature=_Identity(d))
-    fid.update(fr, real=True); fid.update(ff, real=False)
+    fid = frechet_distance(fr.mean(0), fr.T.cov(), ff.mean(0), ff.T.cov())
     m = max(2, min(kid_subset_size, min(len(fr), len(ff)) // 2))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # torchmetrics warns that KID keeps all features in memory
@@ -295,7 +303,7 @@ def fid_kid(real:Tensor|Iterable,        # real images `[N, C, H, W]` in [0, 1],
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         k_mean, k_std = kid.compute()
-    return dict(fid=fid.compute().item(), kid=k_mean.item(), kid_std=k_std.item(), features=features.name,
+    return dict(fid=fid.item(), kid=k_mean.item(), kid_std=k_std.item(), features=features.name,
                 n_real=len(fr), n_fake=len(ff), kid_subset_size=m)
 
 # %% ../nbs/12_metrics.ipynb #17e39206
@@ -310,7 +318,81 @@ def trimmed_mean(x:Tensor,      # values, any shape (flattened)
     a, b = torch.quantile(x, lo, interpolation='lower'), torch.quantile(x, hi, interpolation='higher')
     return x[(x >= a) & (x <= b)].mean()
 
-# %% ../nbs/12_metrics.ipynb #5bdabf51
-def layer_counts(m:nn.Module)->dict:
-    "Parameters and weight layers (convolutions, linear maps) of `m`: `dict(params=..., layers=...)`."
-    return dict(params=n_params(m), layers=n_layers(m))
+# %% ../nbs/12_metrics.ipynb #5a4b6977
+from functools import partial
+
+# %% ../nbs/12_metrics.ipynb #b01c4f92
+def multiscale_mse(x:Tensor,       # images [N, C, H, W] in [0, 1]
+                   y:Tensor,       # images [N, C, H, W] in [0, 1]
+                   min_size:int=8, # coarsest level of the pyramid
+                  )->Tensor:       # [N]
+    "Mean squared pixel difference, averaged over a 2x average-pooling pyramid down to `min_size` pixels."
+    d, n = 0., 0
+    while True:
+        d, n = d + (x - y).float().square().flatten(1).mean(1), n + 1
+        if min(x.shape[-2:]) // 2 < min_size: break
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return d / n
+multiscale_mse.label = 'multiscale pixel MSE'
+
+def distance_label(distance)->str:
+    "What a distance function says it is."
+    return getattr(distance, 'label', getattr(distance, '__name__', type(distance).__name__))
+
+# %% ../nbs/12_metrics.ipynb #c2fa8d5b
+class FeatureDistance(nn.Module):
+    "LPIPS-style distance on any feature extractor: channel-normalised activations at `taps`, squared differences, spatial mean."
+    def __init__(self, features:nn.Sequential, # feature extractor, run layer by layer
+                 taps:list,                    # indices of the layers whose outputs are compared
+                 weights:list|None=None,       # per-tap channel weights [C] (LPIPS's learned ones); uniform when `None`
+                 label:str='feature distance', # what the distance is, for plots and reports
+                 prep=None,                    # maps images in [0, 1] to the extractor's input
+                ):
+        super().__init__()
+        self.features, self.taps, self.label, self.prep = features.eval().requires_grad_(False), list(taps), label, prep
+        self.weights = None if weights is None else [torch.as_tensor(w).flatten() for w in weights]
+
+    def feats(self, x):
+        x = self.prep(x) if self.prep is not None else x
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps: out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))
+            if i >= max(self.taps): break
+        return out
+
+    def forward(self, x:Tensor, y:Tensor)->Tensor:
+        fx, fy = self.feats(x), self.feats(y)
+        d = 0.
+        for j, (a, b) in enumerate(zip(fx, fy)):
+            sq = (a - b).square()
+            sq = sq.mean(1) if self.weights is None else (sq * self.weights[j].to(sq)[None, :, None, None]).sum(1)
+            d = d + sq.mean((1, 2))
+        return d
+
+# %% ../nbs/12_metrics.ipynb #c276d858
+_lpips_shift = torch.tensor([-.030, -.088, -.188])[None, :, None, None]
+_lpips_scale = torch.tensor([.458, .448, .450])[None, :, None, None]
+
+def _vgg_prep(x, size):
+    "Images in [0, 1] -> 3 channels, at least `size` pixels, LPIPS's input scaling."
+    if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
+    if size and x.shape[-1] < size: x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
+    return ((x * 2 - 1) - _lpips_shift.to(x)) / _lpips_scale.to(x)
+
+def vgg16_distance(vgg_path:str|Path,             # torchvision VGG16 state dict ('features.N.weight' keys, or 'N.weight')
+                   lpips_path:str|Path|None=None, # the `lpips` package's VGG linear weights (`weights/v0.1/vgg.pth`)
+                   min_size:int=64,               # smaller images are upsampled to this size first
+                  )->FeatureDistance:
+    "LPIPS (VGG16) when both files are given; otherwise the unweighted VGG16 feature distance. Weights are read from disk only."
+    from torchvision.models.vgg import make_layers, cfgs
+    features = make_layers(cfgs['D'])
+    sd = torch.load(vgg_path, map_location='cpu', weights_only=True)
+    sd = {k[len('features.'):] if k.startswith('features.') else k: v for k, v in sd.items() if not k.startswith('classifier.')}
+    features.load_state_dict(sd)
+    weights, label = None, 'VGG16 features (unweighted, not LPIPS)'
+    if lpips_path is not None:
+        lin = torch.load(lpips_path, map_location='cpu', weights_only=True)
+        weights = [lin[f'lin{i}.model.1.weight'] for i in range(5)]
+        label = 'LPIPS (VGG16)'
+    return FeatureDistance(features, taps=[3, 8, 15, 22, 29], weights=weights, label=label, prep=partial(_vgg_prep, size=min_size))

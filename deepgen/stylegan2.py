@@ -1,4 +1,4 @@
-"""The StyleGAN2 generator and discriminator, their losses and lazy regularisers, a fastai Learner that trains both networks in one step, projection of images into W, and perceptual path length.
+"""The StyleGAN2 networks: resampling filters, equalised layers, the mapping and synthesis networks, the skip generator, the residual discriminator, and the `StyleGAN2` module that holds them with the moving-average generator and the training state; presets.
 
 Docs: https://deepgen-dev.github.io/deepgen/stylegan2.html.md"""
 
@@ -6,43 +6,30 @@ Docs: https://deepgen-dev.github.io/deepgen/stylegan2.html.md"""
 
 # %% ../nbs/07_stylegan2.ipynb #d3570f29
 from __future__ import annotations
-import math, copy, inspect, warnings
-from pathlib import Path
+import copy, importlib, inspect, math, warnings
 from functools import partial
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from fastcore.basics import store_attr
-from fastcore.foundation import L
-from fastai.torch_core import find_bs
-from fastai.optimizer import Optimizer, Adam, _BaseOptimizer
-from fastai.learner import Learner, Metric
-from fastai.callback.core import Callback
-import fastai.callback.progress  # progress bars and `Learner.no_bar`
-from .core import n_params, world, all_mean, batch_randn, batch_randn_like, slerp
+from fastcore.basics import store_attr, patch
+from .core import all_mean, batch_randn
 from .modconv import modulated_conv2d
-from .train import ema_decay
-from .metrics import trimmed_mean
 
 # %% auto #0
-__all__ = ['stylegan2_presets', 'lrelu_agc', 'setup_filter', 'upfirdn2d', 'upsample2d', 'downsample2d', 'EqualLinear',
+__all__ = ['STYLEGAN2_PRESETS', 'scaled_lrelu', 'setup_filter', 'upfirdn2d', 'upsample2d', 'downsample2d', 'EqualLinear',
            'EqualConv2d', 'MappingNetwork', 'SynthesisLayer', 'ToRGB', 'channels_at', 'SynthesisBlock',
-           'SynthesisNetwork', 'Generator', 'MinibatchStd', 'DBlock', 'Discriminator', 'build_stylegan2',
-           'd_logistic_loss', 'g_nonsaturating_loss', 'r1_penalty', 'path_lengths', 'lazy_correction', 'GANOptimizer',
-           'StyleGAN2', 'LazyRegulariser', 'R1Penalty', 'PathLengthPenalty', 'GeneratorEMA', 'GANMetric',
-           'StyleGAN2Learner', 'stylegan2_learner', 'multiscale_mse', 'distance_label', 'FeatureDistance',
-           'vgg16_distance', 'noise_regularisation', 'project', 'perceptual_path_length', 'modulated_conv2d']
+           'SynthesisNetwork', 'Generator', 'MinibatchStd', 'DBlock', 'Discriminator', 'StyleGAN2', 'stylegan2_preset',
+           'modulated_conv2d']
 
 # %% ../nbs/07_stylegan2.ipynb #244c3370
 _all_ = ['modulated_conv2d']
 
 # %% ../nbs/07_stylegan2.ipynb #d6f9b625
-def lrelu_agc(x:Tensor,                  # activations
-              alpha:float=0.2,           # slope for negative inputs
-              gain:float=math.sqrt(2),   # output scale
-             )->Tensor:
-    "Leaky ReLU times `gain` ($\\sqrt 2$ keeps the second moment of unit Gaussian inputs about 1)."
+def scaled_lrelu(x:Tensor,                  # activations
+                 alpha:float=0.2,           # slope for negative inputs
+                 gain:float=math.sqrt(2),   # output scale
+                )->Tensor:
+    "Leaky ReLU times `gain` (the square root of 2 keeps the second moment of unit Gaussian inputs about 1)."
     return F.leaky_relu(x, alpha) * gain
 
 # %% ../nbs/07_stylegan2.ipynb #1548d5c2
@@ -81,13 +68,13 @@ def downsample2d(x:Tensor, f:Tensor, down:int=2)->Tensor:
 
 # %% ../nbs/07_stylegan2.ipynb #44aca907
 class EqualLinear(nn.Module):
-    "Fully connected layer with equalised learning rate: weights $\\mathcal N(0,1)/\\mu$ used as $w \\cdot \\mu/\\sqrt{\\text{fan\\_in}}$."
+    "Fully connected layer with equalised learning rate: weights N(0, 1)/mu, used as w * mu / sqrt(fan-in)."
     def __init__(self, ni:int,            # input features
                  nf:int,                  # output features
                  bias:bool=True,          # add a learned bias
                  bias_init:float=0.,      # initial (effective) bias
-                 lr_mul:float=1.,         # learning-rate multiplier $\mu$
-                 act:bool=False,          # apply `lrelu_agc`
+                 lr_mul:float=1.,         # learning-rate multiplier (mu)
+                 act:bool=False,          # apply `scaled_lrelu`
                 ):
         super().__init__()
         store_attr('ni,nf,lr_mul,act')
@@ -97,7 +84,7 @@ class EqualLinear(nn.Module):
 
     def forward(self, x:Tensor)->Tensor:
         x = F.linear(x, self.weight * self.w_gain, None if self.bias is None else self.bias * self.lr_mul)
-        return lrelu_agc(x) if self.act else x
+        return scaled_lrelu(x) if self.act else x
 
 # %% ../nbs/07_stylegan2.ipynb #34989f1c
 class EqualConv2d(nn.Module):
@@ -106,9 +93,9 @@ class EqualConv2d(nn.Module):
                  nf:int,                # output channels
                  ks:int,                # kernel size (odd)
                  bias:bool=True,        # add a learned bias
-                 act:bool=False,        # apply `lrelu_agc`
+                 act:bool=False,        # apply `scaled_lrelu`
                  down:int=1,            # 2: low-pass filter and halve the resolution
-                 gain:float=1.,         # multiplies the output (the residual discriminator's $\sqrt{1/2}$)
+                 gain:float=1.,         # multiplies the output (the residual discriminator's square root of 1/2)
                  resample_filter=(1, 3, 3, 1), # taps of the low-pass filter
                 ):
         super().__init__()
@@ -127,7 +114,7 @@ class EqualConv2d(nn.Module):
             p0, p1 = p + (fw - self.down + 1) // 2, p + (fw - self.down) // 2
             x = F.conv2d(upfirdn2d(x, self.resample_filter, pad=(p0, p1, p0, p1)), w, stride=self.down)
         if self.bias is not None: x = x + self.bias.to(x.dtype)[None, :, None, None]
-        if self.act: x = lrelu_agc(x)
+        if self.act: x = scaled_lrelu(x)
         return x * self.gain if self.gain != 1 else x
 
 # %% ../nbs/07_stylegan2.ipynb #4ae70283
@@ -205,7 +192,7 @@ class SynthesisLayer(nn.Module):
                 noise = batch_randn(x.shape[0], 1, self.res, self.res, device=x.device, dtype=x.dtype)
             elif noise is None and noise_mode == 'const': noise = self.noise_const
             if noise is not None: x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
-        return lrelu_agc(x + self.bias.to(x.dtype)[None, :, None, None])
+        return scaled_lrelu(x + self.bias.to(x.dtype)[None, :, None, None])
 
 # %% ../nbs/07_stylegan2.ipynb #b19c4e73
 class ToRGB(nn.Module):
@@ -332,7 +319,7 @@ class Generator(nn.Module):
                 ):
         super().__init__()
         if img_channels < 1: raise ValueError(f"img_channels must be >= 1, got {img_channels}.")
-        store_attr('size,z_dim,w_dim,img_channels')
+        store_attr('size,z_dim,w_dim,img_channels,channel_base,channel_max,n_mapping,mapping_lr_mul,w_avg_beta,resample_filter')
         self.synthesis = SynthesisNetwork(size, w_dim, img_channels, channel_base, channel_max, grouped, resample_filter)
         self.n_ws = self.synthesis.n_ws
         self.mapping = MappingNetwork(z_dim, w_dim, self.n_ws, n_mapping, mapping_lr_mul, w_avg_beta)
@@ -343,6 +330,10 @@ class Generator(nn.Module):
     def grouped(self, v:bool):
         for m in self.modules():
             if isinstance(m, (SynthesisLayer, ToRGB)): m.grouped = v
+    @property
+    def config(self)->dict:
+        "The constructor's arguments, JSON-ready: `Generator(**G.config)` builds the same architecture."
+        return _config(self)
 
     def render(self, ws:Tensor,              # [N, n_ws, w_dim]
                noise_mode:str='random',      # 'random', 'const' or 'none'
@@ -359,18 +350,24 @@ class Generator(nn.Module):
                )->Tensor:                         # images [N, C, size, size] in [0, 1] (unclamped)
         return self.render(self.mapping(z, truncation_psi, truncation_cutoff, update_w_avg), noise_mode)
 
-    @torch.no_grad()
-    def sample(self, n:int,                       # number of images
-               truncation_psi:float=1.,           # truncation towards the tracked average w
-               truncation_cutoff:int|None=None,   # truncate only the first this many layers
-               noise_mode:str='random',           # 'random', 'const' or 'none'
-               seed:int|None=None,                # seed for z (and nothing else)
-              )->Tensor:
-        "`n` images in [0, 1], clamped."
-        dev = next(self.parameters()).device
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.z_dim, generator=g).to(dev)
-        return self(z, truncation_psi, truncation_cutoff, noise_mode).clamp(0, 1)
+# %% ../nbs/07_stylegan2.ipynb #2f720f1b
+def _config(m:nn.Module)->dict:
+    "The arguments of `type(m).__init__`, read back from the attributes of the same names (tuples as lists, for JSON)."
+    names = [k for k in inspect.signature(type(m).__init__).parameters if k != 'self']
+    return {k: list(v) if isinstance(v := getattr(m, k), tuple) else v for k in names}
+
+@patch
+def sample(self:Generator, n:int,                  # number of images
+           truncation_psi:float=1.,                # truncation towards the tracked average w
+           truncation_cutoff:int|None=None,        # truncate only the first this many layers
+           noise_mode:str='random',                # 'random', 'const' or 'none'
+           seed:int|None=None,                     # seed for z (and nothing else)
+          )->Tensor:
+    "`n` images in [0, 1], clamped."
+    dev = next(self.parameters()).device
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    z = torch.randn(n, self.z_dim, generator=g).to(dev)
+    with torch.no_grad(): return self(z, truncation_psi, truncation_cutoff, noise_mode).clamp(0, 1)
 
 # %% ../nbs/07_stylegan2.ipynb #212b9270
 class MinibatchStd(nn.Module):
@@ -392,7 +389,10 @@ class MinibatchStd(nn.Module):
 # %% ../nbs/07_stylegan2.ipynb #32eebacb
 class DBlock(nn.Module):
     "Residual discriminator block: (3x3 conv, 3x3 conv + downsample) plus a 1x1 downsampling skip, both times sqrt(1/2)."
-    def __init__(self, ni:int, nf:int, resample_filter=(1, 3, 3, 1)):
+    def __init__(self, ni:int,                 # input channels
+                 nf:int,                       # output channels
+                 resample_filter=(1, 3, 3, 1), # taps of the downsampling filter
+                ):
         super().__init__()
         self.conv0 = EqualConv2d(ni, ni, 3, act=True)
         self.conv1 = EqualConv2d(ni, nf, 3, act=True, down=2, gain=math.sqrt(.5), resample_filter=resample_filter)
@@ -412,7 +412,7 @@ class Discriminator(nn.Module):
         super().__init__()
         _check_size(size); _check_channels(size, channel_base, channel_max)
         if img_channels < 1: raise ValueError(f"img_channels must be >= 1, got {img_channels}.")
-        store_attr('size,img_channels')
+        store_attr('size,img_channels,channel_base,channel_max,mbstd_group_size,mbstd_channels,resample_filter')
         ch = partial(channels_at, channel_base=channel_base, channel_max=channel_max)
         self.from_rgb = EqualConv2d(img_channels, ch(size), 1, act=True)
         self.blocks = nn.Sequential(*[DBlock(ch(r), ch(r // 2), resample_filter) for r in (2 ** i for i in range(int(math.log2(size)), 2, -1))])
@@ -421,6 +421,11 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(ch(4) * 16, ch(4), act=True)
         self.out = EqualLinear(ch(4), 1)
 
+    @property
+    def config(self)->dict:
+        "The constructor's arguments, JSON-ready: `Discriminator(**D.config)` builds the same architecture."
+        return _config(self)
+
     def forward(self, img:Tensor)->Tensor:  # images [N, C, size, size] in [0, 1] -> logits [N]
         if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.size, self.size):
             raise ValueError(f"The discriminator takes images [N, {self.img_channels}, {self.size}, {self.size}] in [0, 1], "
@@ -428,8 +433,49 @@ class Discriminator(nn.Module):
         x = self.blocks(self.from_rgb(img * 2 - 1))
         return self.out(self.fc(self.conv(self.mbstd(x)).flatten(1)))[:, 0]
 
+# %% ../nbs/07_stylegan2.ipynb #effbd8ff
+class StyleGAN2(nn.Module):
+    "Generator, discriminator, EMA generator and training state, saved and moved as one module."
+    def __init__(self, G:Generator,      # the generator
+                 D:Discriminator,        # the discriminator, sized for G's images
+                ):
+        super().__init__()
+        if (G.size, G.img_channels) != (D.size, D.img_channels):
+            raise ValueError(f"G makes {G.img_channels}x{G.size}x{G.size} images but D takes {D.img_channels}x{D.size}x{D.size}.")
+        self.G, self.D = G, D
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.register_buffer('pl_mean', torch.zeros([]))
+        self.register_buffer('n_img', torch.zeros([], dtype=torch.long))
+
+    @property
+    def img_shape(self)->tuple: return (self.G.img_channels, self.G.size, self.G.size)
+    @property
+    def config(self)->dict:
+        "The architecture as a JSON-ready dict: the generator's and the discriminator's arguments."
+        return dict(G=self.G.config, D=self.D.config)
+    @classmethod
+    def from_config(cls, config:dict)->StyleGAN2:
+        "A new, untrained `StyleGAN2` with the architecture `config` (as `StyleGAN2.config` gives it) describes."
+        if not isinstance(config, dict) or set(config) != {'G', 'D'}:
+            raise ValueError(f"A StyleGAN2 config is a dict with keys 'G' and 'D' (see `StyleGAN2.config`), got {config!r:.200}.")
+        return cls(Generator(**config['G']), Discriminator(**config['D']))
+
+    def forward(self, z:Tensor, **kwargs)->Tensor:
+        "Images in [0, 1] from the EMA generator (`Generator.forward`'s arguments)."
+        return self.G_ema(z, **kwargs)
+    def sample(self, n:int,              # number of images
+               temp:float=1.,            # the truncation psi (1: no truncation)
+               **kwargs,                 # more `Generator.sample` arguments: truncation_cutoff, noise_mode, seed
+              )->Tensor:
+        "`n` images in [0, 1] from the EMA generator, truncated by `temp`."
+        if not isinstance(temp, (int, float)) or not math.isfinite(temp):
+            raise ValueError(f"temp is StyleGAN2's truncation psi and must be a finite number (1: none, 0.7: typical), got {temp!r}.")
+        return self.G_ema.sample(n, truncation_psi=temp, **kwargs)
+    def train(self, mode:bool=True):
+        super().train(mode); self.G_ema.eval(); return self
+
 # %% ../nbs/07_stylegan2.ipynb #4066ee73
-stylegan2_presets = {
+STYLEGAN2_PRESETS = {
     'config-f': dict(size=1024, img_channels=3, z_dim=512, w_dim=512, n_mapping=8, channel_base=32768, channel_max=512,
                      r1_gamma=10., bs=32),
     'benchmark': dict(size=32, img_channels=1, z_dim=128, w_dim=128, n_mapping=2, channel_base=2048, channel_max=128,
@@ -439,525 +485,53 @@ stylegan2_presets = {
     'digits': dict(size=8, img_channels=1, z_dim=32, w_dim=32, n_mapping=2, channel_base=256, channel_max=32,
                    r1_gamma=10., bs=16),
 }
+_TRAINING_KEYS = ('r1_gamma', 'bs')   # preset settings for the Learner, not for the networks
 
 def _split_kwargs(f, kw:dict)->tuple[dict, dict]:
     "Split `kw` into the arguments `f` accepts and the rest."
     ps = inspect.signature(f).parameters
     return {k: v for k, v in kw.items() if k in ps}, {k: v for k, v in kw.items() if k not in ps}
 
-def build_stylegan2(preset:str|dict|None=None, # a name in `stylegan2_presets`, a dict of settings, or `None`
-                    **kwargs,                  # `Generator`/`Discriminator` arguments, overriding the preset's
-                   )->tuple[Generator, Discriminator]:
-    "Build a `Generator` and a `Discriminator` with matching size, channels and widths."
-    cfg = dict(stylegan2_presets[preset] if isinstance(preset, str) else (preset or {}))
-    cfg.update(kwargs)
-    if 'size' not in cfg: raise ValueError("build_stylegan2 needs a `size` (or a preset that has one).")
-    gkw, _ = _split_kwargs(Generator.__init__, cfg); dkw, _ = _split_kwargs(Discriminator.__init__, cfg)
+def _networks(cfg:dict, strict:bool=True)->tuple[Generator, Discriminator]:
+    "A `Generator` and a `Discriminator` from one dict of settings; settings that neither takes are an error when `strict`."
+    if 'size' not in cfg: raise ValueError("StyleGAN2 needs a `size` (or a preset that has one).")
+    gkw, rest = _split_kwargs(Generator.__init__, cfg)
+    dkw, rest = _split_kwargs(Discriminator.__init__, rest)
+    dkw.update(_split_kwargs(Discriminator.__init__, gkw)[0])   # the settings both take
+    unknown = [k for k in rest if k not in _TRAINING_KEYS]
+    if strict and unknown:
+        raise ValueError(f"Unknown StyleGAN2 settings {unknown}: give arguments of Generator or Discriminator, e.g. size, "
+                         "img_channels, z_dim, w_dim, n_mapping, channel_base, channel_max.")
     return Generator(**gkw), Discriminator(**dkw)
 
-# %% ../nbs/07_stylegan2.ipynb #2c33d2cf
-def d_logistic_loss(real_logits:Tensor, # D's logits on real images [N]
-                    fake_logits:Tensor, # D's logits on generated images [N]
-                   )->Tensor:
-    "The discriminator's logistic loss: softplus(D(fake)) + softplus(-D(real)), averaged (in float32)."
-    return F.softplus(fake_logits.float()).mean() + F.softplus(-real_logits.float()).mean()
+def stylegan2_preset(name:str|None=None, # a name in `STYLEGAN2_PRESETS`, or `None` to give every setting in `kwargs`
+                     **kwargs,           # `Generator`/`Discriminator` arguments, overriding the preset's
+                    )->StyleGAN2:
+    "A `StyleGAN2` (G, D and the EMA generator) with the settings of preset `name`, any of them overridden."
+    if name is not None and name not in STYLEGAN2_PRESETS:
+        raise ValueError(f"Unknown StyleGAN2 preset {name!r}: choose one of {list(STYLEGAN2_PRESETS)}.")
+    return StyleGAN2(*_networks({**(STYLEGAN2_PRESETS[name] if name else {}), **kwargs}))
 
-def g_nonsaturating_loss(fake_logits:Tensor)->Tensor:
-    "The generator's non-saturating loss: softplus(-D(G(z))), averaged (in float32)."
-    return F.softplus(-fake_logits.float()).mean()
+# %% ../nbs/07_stylegan2.ipynb #a57feec2
+def _build_stylegan2(preset:str|dict|None=None, **kwargs)->tuple[Generator, Discriminator]:
+    "The old `build_stylegan2`: `(G, D)` for a preset name, a dict of settings or `None`, other settings ignored."
+    return _networks({**(STYLEGAN2_PRESETS[preset] if isinstance(preset, str) else (preset or {})), **kwargs}, strict=False)
 
-# %% ../nbs/07_stylegan2.ipynb #e12cf619
-def r1_penalty(D:nn.Module,    # the discriminator (takes images in [0, 1])
-               real:Tensor,    # real images in [0, 1]
-              )->Tensor:       # [N] squared gradient norms, w.r.t. the [-1, 1] input
-    "Per-image $\\lVert\\nabla D\\rVert^2$ on real images, with respect to the network's [-1, 1] input."
-    x = real.detach().requires_grad_(True)
-    g, = torch.autograd.grad(D(x).sum(), x, create_graph=True)
-    return g.float().square().sum((1, 2, 3)) / 4
+_moved = {**dict.fromkeys(['d_logistic_loss', 'g_nonsaturating_loss', 'r1_penalty', 'path_lengths', 'lazy_correction'],
+                          'deepgen.stylegan2_loss'),
+          **dict.fromkeys(['GANOptimizer', 'LazyRegulariser', 'R1Penalty', 'PathLengthPenalty', 'GeneratorEMA', 'GANMetric',
+                           'StyleGAN2Learner', 'stylegan2_learner'], 'deepgen.stylegan2_learner'),
+          **dict.fromkeys(['noise_regularisation', 'project', 'perceptual_path_length'], 'deepgen.projection'),
+          **dict.fromkeys(['multiscale_mse', 'FeatureDistance', 'vgg16_distance', 'distance_label'], 'deepgen.metrics')}
+_renamed = dict(stylegan2_presets=('STYLEGAN2_PRESETS', lambda: STYLEGAN2_PRESETS),
+                build_stylegan2=('stylegan2_preset (which returns the StyleGAN2 module, not (G, D))', lambda: _build_stylegan2),
+                lrelu_agc=('scaled_lrelu', lambda: scaled_lrelu))
 
-# %% ../nbs/07_stylegan2.ipynb #6e2f6861
-def path_lengths(synthesis,          # callable ws -> images in [-1, 1] (e.g. `G.synthesis`)
-                 ws:Tensor,          # [N, n_ws, w_dim], part of the autograd graph
-                )->Tensor:           # [N] lengths $\lVert J_w^\top y\rVert$
-    "$\\lVert J_w^\\top y\\rVert$ with $y \\sim N(0, I)/\\sqrt{HW}$, averaged over the copies of w (path length regularisation)."
-    img = synthesis(ws)
-    y = batch_randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-    g, = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
-    return g.float().square().sum(2).mean(1).sqrt()
-
-# %% ../nbs/07_stylegan2.ipynb #acc4e8b5
-def lazy_correction(every:int)->float:
-    "c = k/(k+1) for a regulariser applied every `k` minibatches in a step of its own (1 when `k` is 1: no extra step)."
-    return every / (every + 1) if every > 1 else 1.
-
-# %% ../nbs/07_stylegan2.ipynb #709ece6e
-class GANOptimizer(_BaseOptimizer):
-    "A fastai optimiser over [generator groups, discriminator groups]; `step` updates the groups of `phase` with corrected hyper-parameters."
-    def __init__(self, opt:Optimizer, # fastai optimiser whose first `n_g` parameter groups are the generator's
-                 n_g:int=1,           # number of generator parameter groups
-                ):
-        self.opt, self.n_g, self.phase = opt, n_g, 'G'
-        self.c = {'G': 1., 'D': 1.}   # lazy-regularisation corrections, set by the Learner
-
-    @property
-    def param_lists(self): return self.opt.param_lists
-    @property
-    def hypers(self): return self.opt.hypers
-    @hypers.setter
-    def hypers(self, v): self.opt.hypers = v
-    @property
-    def state(self): return self.opt.state
-    @property
-    def cbs(self): return self.opt.cbs
-    @property
-    def frozen_idx(self): return self.opt.frozen_idx
-    @frozen_idx.setter
-    def frozen_idx(self, v): self.opt.frozen_idx = v
-
-    def _groups(self, phase=None):
-        return slice(0, self.n_g) if (phase or self.phase) == 'G' else slice(self.n_g, None)
-    @property
-    def param_groups(self):
-        "The active network's parameter groups (what a gradient scaler unscales)."
-        return super().param_groups[self._groups()]
-
-    def corrected(self, hyper:dict, c:float)->dict:
-        "`hyper` with lr * c and each momentum ** c."
-        if c == 1: return hyper
-        h = {**hyper, 'lr': hyper['lr'] * c}
-        for k in ('mom', 'sqr_mom'):
-            if k in h: h[k] = h[k] ** c
-        return h
-
-    def step(self, closure=None):
-        if closure is not None: raise NotImplementedError("fastai optimisers do not support closures.")
-        c = self.c[self.phase]
-        for p, pg, state, hyper in self.all_params(self._groups(), with_grad=True):
-            h = self.corrected(hyper, c)
-            for cb in self.opt.cbs:
-                new = cb(p, **{**state, **h})
-                if isinstance(new, dict): state.update(new)
-            self.opt.state[p] = state
-
-    def zero_grad(self):
-        for p, *_ in self.all_params(): p.grad = None
-    def clear_state(self): self.opt.clear_state()
-    def state_dict(self)->dict: return self.opt.state_dict()
-    def load_state_dict(self, sd:dict): self.opt.load_state_dict(sd)
-
-# %% ../nbs/07_stylegan2.ipynb #effbd8ff
-class StyleGAN2(nn.Module):
-    "Generator, discriminator, EMA generator and training state, saved and moved as one module."
-    def __init__(self, G:Generator, D:Discriminator):
-        super().__init__()
-        if (G.size, G.img_channels) != (D.size, D.img_channels):
-            raise ValueError(f"G makes {G.img_channels}x{G.size}x{G.size} images but D takes {D.img_channels}x{D.size}x{D.size}.")
-        self.G, self.D = G, D
-        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        self.register_buffer('pl_mean', torch.zeros([]))
-        self.register_buffer('n_img', torch.zeros([], dtype=torch.long))
-
-    def forward(self, z:Tensor, **kwargs)->Tensor:
-        "Images in [0, 1] from the EMA generator."
-        return self.G_ema(z, **kwargs)
-    def sample(self, n:int, **kwargs)->Tensor:
-        "`n` images in [0, 1] from the EMA generator (see `Generator.sample`)."
-        return self.G_ema.sample(n, **kwargs)
-    def train(self, mode:bool=True):
-        super().train(mode); self.G_ema.eval(); return self
-
-# %% ../nbs/07_stylegan2.ipynb #698312dc
-class LazyRegulariser(Callback):
-    "Base class: a penalty for network `phase` ('G' or 'D') computed every `every` minibatches."
-    phase, every = 'D', 16
-    def penalty(self, real:Tensor)->Tensor: raise NotImplementedError
-    def before_fit(self): self.history = []
-
-class R1Penalty(LazyRegulariser):
-    "R1: gamma/2 * |grad D(real)|^2, applied to the discriminator every `every` minibatches."
-    phase = 'D'
-    def __init__(self, gamma:float=10.,  # R1 weight (the paper's 10)
-                 every:int=16,           # lazy interval; 1 adds the penalty to every discriminator step
-                ):
-        store_attr(); self.history = []
-    def penalty(self, real:Tensor)->Tensor:
-        r1 = r1_penalty(self.learn.model.D, real)
-        self.history.append(r1.detach().mean().item())
-        return r1.mean() * (self.gamma / 2)
-
-class PathLengthPenalty(LazyRegulariser):
-    "Path length regularisation of the generator every `every` minibatches, on `1/batch_shrink` of the batch."
-    phase = 'G'
-    def __init__(self, weight:float=2.,  # weight of the penalty
-                 every:int=4,            # lazy interval; 1 adds the penalty to every generator step
-                 decay:float=0.01,       # decay of the running mean of the lengths
-                 batch_shrink:int=2,     # use len(batch) // batch_shrink latents
-                ):
-        store_attr(); self.history = []
-    def penalty(self, real:Tensor)->Tensor:
-        learn, m = self.learn, self.learn.model
-        lengths = path_lengths(m.G.synthesis, learn.gen_ws(max(1, len(real) // self.batch_shrink)))
-        with torch.no_grad(): m.pl_mean.copy_(m.pl_mean.lerp(all_mean(lengths.detach().mean()), self.decay))
-        self.history.append(lengths.detach().mean().item())
-        return (lengths - m.pl_mean).square().mean() * self.weight
-
-# %% ../nbs/07_stylegan2.ipynb #4ad5b8d2
-class GeneratorEMA(Callback):
-    "Update `model.G_ema` towards `model.G` after every training batch, with a half-life in images."
-    order = 5
-    def __init__(self, half_life_kimg:float=10.,  # half-life in thousands of images (paper: 10)
-                 rampup:float|None=None,          # half-life at most `rampup` x images shown (reference: 0.05 for small runs)
-                ):
-        store_attr()
-    @torch.no_grad()
-    def after_batch(self):
-        if not self.training: return
-        m = self.learn.model
-        hl = self.half_life_kimg * 1000
-        if self.rampup is not None: hl = min(hl, m.n_img.item() * self.rampup)
-        beta = ema_decay(max(hl, 1e-8), find_bs(self.learn.xb) * world()[1])  # images of the global batch
-        for pe, p in zip(m.G_ema.parameters(), m.G.parameters()): pe.copy_(p.detach().lerp(pe, beta))
-        for be, b in zip(m.G_ema.buffers(), m.G.buffers()): be.copy_(b)
-
-# %% ../nbs/07_stylegan2.ipynb #17368732
-class GANMetric(Metric):
-    "Average of the learner attribute `attr` (e.g. 'loss_D', 'loss_G') over the images of an epoch."
-    def __init__(self, attr:str): self.attr = attr
-    def reset(self): self.total, self.count = 0., 0
-    def accumulate(self, learn):
-        v = getattr(learn, self.attr, None)
-        if v is None: return
-        bs = find_bs(learn.yb); self.total += v.detach().float().item() * bs; self.count += bs
-    @property
-    def value(self): return self.total / self.count if self.count else None
-    @property
-    def name(self): return self.attr
-
-# %% ../nbs/07_stylegan2.ipynb #671f6d9d
-class StyleGAN2Learner(Learner):
-    "A fastai `Learner` whose step trains StyleGAN2's discriminator and generator, with lazy regularisation."
-    ddp_wrap = False  # under `ddp_ctx`: average gradients after each backward instead of wrapping G and D in DDP
-    def __init__(self, dls,                     # DataLoaders of images in [0, 1] (batches `(xb,)` or `(xb, yb)`)
-                 model:StyleGAN2,               # G, D and G_ema
-                 style_mixing:float=0.9,        # probability of mixing two latents in the generator phase
-                 valid_batches:int|None=8,      # batches scored per validation (all when `None`)
-                 check_finite:bool=True,        # raise an error when a loss is not finite
-                 **kwargs,                      # passed to `Learner` (cbs, lr, opt_func, path, ...)
-                ):
-        if not isinstance(model, StyleGAN2): raise TypeError(f"model must be a StyleGAN2 module, got {type(model).__name__}.")
-        kwargs.setdefault('loss_func', d_logistic_loss)
-        kwargs.setdefault('opt_func', partial(Adam, mom=0., sqr_mom=0.99, eps=1e-8, wd=0.))
-        kwargs.setdefault('lr', 0.002)
-        kwargs.setdefault('moms', (0., 0., 0.))   # fit_one_cycle must keep beta1 = 0
-        kwargs.setdefault('metrics', [GANMetric('loss_D'), GANMetric('loss_G')])
-        super().__init__(dls, model, **kwargs)
-        store_attr('style_mixing,valid_batches,check_finite')
-        self.recorder.train_metrics = True
-        self.phase, self.loss_D, self.loss_G = None, None, None
-
-    def _split(self, b):
-        self.xb = b[:1]
-        self.yb = b[1:] if len(b) > 1 else b[:1]
-
-    def create_opt(self):
-        if isinstance(self.opt_func, partial) and 'lr' in self.opt_func.keywords: self.lr = self.opt_func.keywords['lr']
-        m = self.model
-        opt = self.opt_func([list(m.G.parameters()), list(m.D.parameters())], lr=self.lr)
-        if not isinstance(opt, Optimizer):
-            raise TypeError(f"opt_func must build a fastai Optimizer (e.g. fastai's `Adam`), got {type(opt).__name__}.")
-        self.opt = GANOptimizer(opt, n_g=1)
-
-    def all_batches(self):
-        if self.training or self.valid_batches is None: return super().all_batches()
-        self.n_iter = min(len(self.dl), self.valid_batches)
-        for o in zip(range(self.n_iter), self.dl): self.one_batch(*o)
-
-    def gen_ws(self, n:int, update_w_avg:bool=False, mixing:bool|None=None)->Tensor:
-        "ws [n, n_ws, w_dim] for `n` fresh latents, with style mixing (in training, with probability `style_mixing`)."
-        G = self.model.G
-        z = batch_randn(n, G.z_dim, device=self._device)
-        ws = G.mapping(z, update_w_avg=update_w_avg)
-        if mixing is None: mixing = self.training and G.n_ws > 1 and torch.rand([]).item() < self.style_mixing
-        if mixing:
-            cut = int(torch.randint(1, G.n_ws, []))
-            ws = torch.cat([ws[:, :cut], G.mapping(batch_randn_like(z))[:, cut:]], 1)
-        return ws.contiguous()  # one layout with and without mixing (the mapping's is a stride-0 broadcast), so a compiled synthesis network compiles once
-
-    def _regs(self, phase): return [cb for cb in self.cbs if isinstance(cb, LazyRegulariser) and cb.phase == phase]
-    def _autocast(self):
-        dev, on, dt = self._amp
-        return torch.autocast(dev, dtype=dt, enabled=on)
-
-    def _fakes(self, n, update_w_avg=False):
-        return self.model.G.render(self.gen_ws(n, update_w_avg=update_w_avg))
-
-    def _loss_D(self, real):
-        with torch.no_grad(): self.pred = self._fakes(len(real), update_w_avg=self.training)
-        self('after_pred')
-        self.loss_D = self.loss_func(self.model.D(real), self.model.D(self.pred))
-        return self.loss_D
-
-    def _loss_G(self, real):
-        self.pred = self._fakes(len(real))
-        self('after_pred')
-        self.loss_G = g_nonsaturating_loss(self.model.D(self.pred))
-        return self.loss_G
-
-    def _step(self):
-        self.opt.step()
-        torch.clear_autocast_cache()  # weights changed: drop their cached low-precision copies
-
-    def _run_step(self, phase, loss_fn, real):
-        "One optimiser step of network `phase[0]`, firing fastai's events."
-        m = self.model
-        self.phase, self.opt.phase = phase, phase[0]
-        m.G.requires_grad_(phase[0] == 'G'); m.D.requires_grad_(phase[0] == 'D')
-        with self._autocast(): loss = loss_fn(real)
-        self.loss_grad = loss
-        self.loss = loss.detach().clone()
-        self('after_loss')
-        if self.check_finite and not bool(torch.isfinite(self.loss).all()):
-            raise FloatingPointError(
-                f"StyleGAN2: the {phase} loss became {self.loss.float().item()} at step {self.train_iter} (epoch {self.epoch}). "
-                "Lower the learning rate, raise r1_gamma, clip gradients (`GradientClip`), train in float32 instead of "
-                "fp16, or add `deepgen.train.NaNGuard()` to stop and restore the last good weights.")
-        self._do_grad_opt()
-
-    def _phase(self, net, real):
-        "The main step of network `net` ('D' or 'G') and its due lazy regularisation steps."
-        regs = self._regs(net)
-        now = [r for r in regs if r.every <= 1]
-        lazy = [r for r in regs if r.every > 1]
-        self.opt.c[net] = math.prod(lazy_correction(r.every) for r in lazy)
-        main = self._loss_D if net == 'D' else self._loss_G
-        self._run_step(net, (lambda x: main(x) + sum(r.penalty(x) for r in now)) if now else main, real)
-        for r in lazy:
-            if self.train_iter % r.every == 0: self._run_step(f'{net}_reg', lambda x, r=r: r.penalty(x) * r.every, real)
-
-    def _do_one_batch(self):
-        real = self.xb[0]
-        if isinstance(real, Tensor) and type(real) is not Tensor: real = real.as_subclass(Tensor)  # fastai's TensorImage
-        self._device, dev = real.device, real.device.type
-        self._amp = (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
-        m = self.model
-        if not self.training:
-            self.phase = 'valid'
-            with self._autocast():
-                self._loss_D(real)
-                self.loss_G = g_nonsaturating_loss(m.D(self.pred))
-            self.loss = (self.loss_D + self.loss_G).float()
-            self('after_loss')
-            return
-        self._phase('D', real)
-        self._phase('G', real)
-        m.G.requires_grad_(True); m.D.requires_grad_(True)
-        m.n_img += len(real) * world()[1]
-        self.loss = (self.loss_D + self.loss_G).detach().float()
-
-# %% ../nbs/07_stylegan2.ipynb #a13d5000
-def _img_shape(dls):
-    "(C, H, W) of the images `dls` yields."
-    shp = getattr(dls, 'img_shape', None)
-    if shp is None: shp = tuple(dls.one_batch()[0].shape[1:])
-    return tuple(shp)
-
-def stylegan2_learner(dls,                        # DataLoaders of images in [0, 1], square, power-of-two size
-                      preset:str|dict|None=None,  # a name in `stylegan2_presets` or a dict of settings
-                      r1_gamma:float|None=None,   # R1 weight; default: the preset's, else the paper's 10
-                      r1_every:int=16,            # lazy R1 interval (1: every step)
-                      pl_weight:float=2.,         # path length weight (0: off)
-                      pl_every:int=4,             # lazy path length interval (1: every step)
-                      ema_kimg:float=10.,         # half-life of the generator EMA in thousands of images
-                      ema_rampup:float|None=None, # EMA ramp-up for short runs (e.g. 0.05)
-                      style_mixing:float=0.9,     # style mixing probability
-                      lr:float=0.002,             # Adam's learning rate (both networks; betas (0, 0.99))
-                      cbs=None,                   # more callbacks
-                      **kwargs,                   # `Generator`/`Discriminator` arguments, then `StyleGAN2Learner`/`Learner` ones
-                     )->StyleGAN2Learner:
-    "A `StyleGAN2Learner` with networks sized for `dls` and the paper's regularisers and EMA."
-    C, H, W = _img_shape(dls)
-    if H != W: raise ValueError(f"StyleGAN2 needs square images, the data is {H}x{W}: resize or pad it.")
-    cfg = dict(stylegan2_presets[preset] if isinstance(preset, str) else (preset or {}))
-    mkw, kwargs = _split_kwargs(Generator.__init__, kwargs)
-    dkw, kwargs = _split_kwargs(Discriminator.__init__, kwargs)
-    cfg.update(mkw); cfg.update(dkw)
-    for k, v in (('size', H), ('img_channels', C)):
-        if k in cfg and cfg[k] != v:
-            raise ValueError(f"The model's {k} is {cfg[k]} but the data has {v}: pass {k}={v} to adapt the preset, or change the data.")
-        cfg[k] = v
-    _check_size(H, 'the data\'s resolution')
-    gamma = r1_gamma if r1_gamma is not None else cfg.get('r1_gamma', 10.)
-    G, D = build_stylegan2(cfg)
-    cbs = L(cbs) + GeneratorEMA(ema_kimg, ema_rampup)
-    if gamma > 0: cbs += R1Penalty(gamma, r1_every)
-    if pl_weight > 0: cbs += PathLengthPenalty(pl_weight, pl_every)
-    return StyleGAN2Learner(dls, StyleGAN2(G, D), style_mixing=style_mixing, lr=lr, cbs=cbs, **kwargs)
-
-# %% ../nbs/07_stylegan2.ipynb #b01c4f92
-def multiscale_mse(x:Tensor,       # images [N, C, H, W] in [0, 1]
-                   y:Tensor,       # images [N, C, H, W] in [0, 1]
-                   min_size:int=8, # coarsest level of the pyramid
-                  )->Tensor:       # [N]
-    "Mean squared pixel difference, averaged over a 2x average-pooling pyramid down to `min_size` pixels."
-    d, n = 0., 0
-    while True:
-        d, n = d + (x - y).float().square().flatten(1).mean(1), n + 1
-        if min(x.shape[-2:]) // 2 < min_size: break
-        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return d / n
-multiscale_mse.label = 'multiscale pixel MSE'
-
-def distance_label(distance)->str:
-    "What a distance function says it is."
-    return getattr(distance, 'label', getattr(distance, '__name__', type(distance).__name__))
-
-# %% ../nbs/07_stylegan2.ipynb #c2fa8d5b
-class FeatureDistance(nn.Module):
-    "LPIPS-style distance on any feature extractor: channel-normalised activations at `taps`, squared differences, spatial mean."
-    def __init__(self, features:nn.Sequential, # feature extractor, run layer by layer
-                 taps:list,                    # indices of the layers whose outputs are compared
-                 weights:list|None=None,       # per-tap channel weights [C] (LPIPS's learned ones); uniform when `None`
-                 label:str='feature distance', # what the distance is, for plots and reports
-                 prep=None,                    # maps images in [0, 1] to the extractor's input
-                ):
-        super().__init__()
-        self.features, self.taps, self.label, self.prep = features.eval().requires_grad_(False), list(taps), label, prep
-        self.weights = None if weights is None else [torch.as_tensor(w).flatten() for w in weights]
-
-    def feats(self, x):
-        x = self.prep(x) if self.prep is not None else x
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps: out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))
-            if i >= max(self.taps): break
-        return out
-
-    def forward(self, x:Tensor, y:Tensor)->Tensor:
-        fx, fy = self.feats(x), self.feats(y)
-        d = 0.
-        for j, (a, b) in enumerate(zip(fx, fy)):
-            sq = (a - b).square()
-            sq = sq.mean(1) if self.weights is None else (sq * self.weights[j].to(sq)[None, :, None, None]).sum(1)
-            d = d + sq.mean((1, 2))
-        return d
-
-# %% ../nbs/07_stylegan2.ipynb #c276d858
-_lpips_shift = torch.tensor([-.030, -.088, -.188])[None, :, None, None]
-_lpips_scale = torch.tensor([.458, .448, .450])[None, :, None, None]
-
-def _vgg_prep(x, size):
-    "Images in [0, 1] -> 3 channels, at least `size` pixels, LPIPS's input scaling."
-    if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
-    if size and x.shape[-1] < size: x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
-    return ((x * 2 - 1) - _lpips_shift.to(x)) / _lpips_scale.to(x)
-
-def vgg16_distance(vgg_path:str|Path,             # torchvision VGG16 state dict ('features.N.weight' keys, or 'N.weight')
-                   lpips_path:str|Path|None=None, # the `lpips` package's VGG linear weights (`weights/v0.1/vgg.pth`)
-                   min_size:int=64,               # smaller images are upsampled to this size first
-                  )->FeatureDistance:
-    "LPIPS (VGG16) when both files are given; otherwise the unweighted VGG16 feature distance. Weights are read from disk only."
-    from torchvision.models.vgg import make_layers, cfgs
-    features = make_layers(cfgs['D'])
-    sd = torch.load(vgg_path, map_location='cpu', weights_only=True)
-    sd = {k[len('features.'):] if k.startswith('features.') else k: v for k, v in sd.items() if not k.startswith('classifier.')}
-    features.load_state_dict(sd)
-    weights, label = None, 'VGG16 features (unweighted, not LPIPS)'
-    if lpips_path is not None:
-        lin = torch.load(lpips_path, map_location='cpu', weights_only=True)
-        weights = [lin[f'lin{i}.model.1.weight'] for i in range(5)]
-        label = 'LPIPS (VGG16)'
-    return FeatureDistance(features, taps=[3, 8, 15, 22, 29], weights=weights, label=label, prep=partial(_vgg_prep, size=min_size))
-
-# %% ../nbs/07_stylegan2.ipynb #f86394de
-def noise_regularisation(noise:list)->Tensor:
-    "Per image: sum over noise maps and pyramid levels of the squared 1-pixel autocorrelations (projection's noise penalty)."
-    reg = 0.
-    for v in noise:
-        while True:
-            reg = reg + (v * v.roll(1, 3)).mean((1, 2, 3)).square() + (v * v.roll(1, 2)).mean((1, 2, 3)).square()
-            if v.shape[2] <= 8: break
-            v = F.avg_pool2d(v, 2)
-    return reg
-
-# %% ../nbs/07_stylegan2.ipynb #e2e53741
-def project(G:Generator,                  # the generator to invert (usually the EMA generator)
-            target:Tensor,                # images [N, C, H, W] in [0, 1]
-            n_steps:int=1000,             # optimisation steps
-            distance=multiscale_mse,      # distance(x, y) -> [N] on images in [0, 1]
-            lr:float=0.1,                 # peak learning rate (Adam, betas (0.9, 0.999))
-            w_avg_samples:int=10000,      # samples used to estimate the mean and scale of W
-            initial_noise:float=0.05,     # scale of the noise added to w, relative to W's scale
-            noise_ramp:float=0.75,        # fraction of the steps over which that noise ramps down to 0
-            lr_rampdown:float=0.25,       # fraction of the steps of cosine learning-rate ramp-down
-            lr_rampup:float=0.05,         # fraction of the steps of learning-rate ramp-up
-            reg_noise_weight:float=1e5,   # weight of the noise autocorrelation penalty
-            seed:int=0,                   # seed of the initial noise maps and the w noise
-           )->dict:                       # w [N, w_dim], noise, image [N, C, H, W], dist [N], history
-    "Find one w per image (and noise maps) whose rendering is closest to `target` under `distance` (StyleGAN2 Section 5)."
-    if target.ndim != 4 or target.shape[1:] != (G.img_channels, G.size, G.size):
-        raise ValueError(f"target must be images [N, {G.img_channels}, {G.size}, {G.size}] in [0, 1], got {tuple(target.shape)}.")
-    G = copy.deepcopy(G).eval().requires_grad_(False)
-    dev = next(G.parameters()).device
-    target = target.to(dev).float()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        w = G.mapping(torch.randn(w_avg_samples, G.z_dim, generator=gen).to(dev))[:, 0]
-        w_avg = w.mean(0, keepdim=True)
-        w_std = (w - w_avg).square().sum(1).mean().sqrt().item()
-    n = len(target)
-    w_opt = w_avg.repeat(n, 1).requires_grad_(True)
-    noise = [v.requires_grad_(True) for v in G.synthesis.make_noise(n, dev, generator=gen)]
-    opt = torch.optim.Adam([w_opt] + noise, betas=(0.9, 0.999), lr=lr)
-    history = []
-    for step in range(n_steps):
-        t = step / n_steps
-        w_noise = w_std * initial_noise * max(0., 1 - t / noise_ramp) ** 2
-        ramp = min(1., (1 - t) / lr_rampdown)
-        ramp = (0.5 - 0.5 * math.cos(ramp * math.pi)) * min(1., t / lr_rampup)
-        for g in opt.param_groups: g['lr'] = lr * ramp
-        ws = (w_opt + torch.randn(w_opt.shape, generator=gen).to(dev) * w_noise)[:, None].expand(-1, G.n_ws, -1)
-        dist = distance(G.render(ws, noise=noise), target)
-        loss = (dist + reg_noise_weight * noise_regularisation(noise)).sum()
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        with torch.no_grad():
-            for v in noise: v.sub_(v.mean((1, 2, 3), keepdim=True)).mul_(v.square().mean((1, 2, 3), keepdim=True).rsqrt())
-        history.append(dist.detach().mean().item())
-    with torch.no_grad():
-        img = G.render(w_opt.detach()[:, None].expand(-1, G.n_ws, -1), noise=noise)
-        d = distance(img, target)
-    return dict(w=w_opt.detach(), noise=[v.detach() for v in noise], image=img.clamp(0, 1), dist=d.detach(), history=history)
-
-# %% ../nbs/07_stylegan2.ipynb #88adca94
-@torch.no_grad()
-def perceptual_path_length(G:Generator,            # the generator (usually the EMA one)
-                           n:int=10000,            # number of pairs (the paper: 100,000)
-                           space:str='w',          # 'w' (lerp of mapped latents) or 'z' (slerp of latents)
-                           eps:float=1e-4,         # step along the path
-                           sampling:str='full',    # 'full' (t ~ U(0,1)) or 'end' (t = 0)
-                           distance=multiscale_mse,# distance(x, y) -> [N] on images in [0, 1]
-                           bs:int=64,              # pairs per batch
-                           seed:int=0,             # seed of latents, t and noise
-                          )->dict:                 # ppl, dists (all n scaled distances), label
-    "Perceptual path length: trimmed (1%-99%) mean of d(g(t), g(t+eps)) / eps^2 along random latent paths."
-    if space not in ('w', 'z'): raise ValueError(f"space must be 'w' or 'z', got {space!r}.")
-    if sampling not in ('full', 'end'): raise ValueError(f"sampling must be 'full' or 'end', got {sampling!r}.")
-    G = copy.deepcopy(G).eval()
-    dev = next(G.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    dists = []
-    for i in range(0, n, bs):
-        b = min(bs, n - i)
-        z = torch.randn(2 * b, G.z_dim, generator=gen).to(dev)
-        t = (torch.rand(b, 1, generator=gen) * (sampling == 'full')).to(dev)
-        if space == 'z':  # slerp between the latents' directions (the mapping normalises z anyway)
-            z = F.normalize(z, dim=-1)
-            ws = G.mapping(torch.cat([slerp(z[:b], z[b:], t), slerp(z[:b], z[b:], t + eps)]))
-        else:
-            w = G.mapping(z)
-            ws = torch.cat([w[:b].lerp(w[b:], t[:, :, None]), w[:b].lerp(w[b:], t[:, :, None] + eps)])
-        noise = [torch.cat([v, v]) for v in G.synthesis.make_noise(b, dev, generator=gen)]
-        img = G.render(ws, noise=noise)
-        dists.append(distance(img[:b], img[b:]).double().cpu() / eps ** 2)
-    d = torch.cat(dists)
-    return dict(ppl=trimmed_mean(d, 0.01, 0.99).item(), dists=d.numpy(), label=f'PPL in {space.upper()} ({distance_label(distance)})')
+def __getattr__(name):
+    "Names that moved out of `deepgen.stylegan2` or were renamed: importable for one release, with a warning."
+    if name in _moved: new, get = f"{_moved[name]}.{name}", lambda: getattr(importlib.import_module(_moved[name]), name)
+    elif name in _renamed: new, get = f"deepgen.stylegan2.{_renamed[name][0]}", _renamed[name][1]
+    else: raise AttributeError(f"module 'deepgen.stylegan2' has no attribute {name!r}")
+    warnings.warn(f"deepgen.stylegan2.{name} is deprecated and will be removed in the next release: use {new}.",
+                  DeprecationWarning, stacklevel=2)
+    return get()

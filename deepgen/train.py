@@ -6,7 +6,7 @@ Docs: https://deepgen-dev.github.io/deepgen/train.html.md"""
 
 # %% ../nbs/02_train.ipynb #5bf22398
 from __future__ import annotations
-import copy, functools, inspect, math, os, random, sys, time, warnings
+import copy, functools, inspect, math, os, random, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -23,12 +23,23 @@ from fastai.callback.progress import CSVLogger
 from fastai.optimizer import Optimizer, OptimWrapper
 try: from fastai.distributed import DistributedDL  # needs `accelerate` (deepgen's `distributed` extra)
 except (ImportError, NameError): DistributedDL = None
-from .core import image_grid, atomic_save, ema_decay, peak_memory_mib
+from .core import (image_grid, atomic_save, atomic_file, remove_stale_tmp, ema_decay, peak_memory_mib,
+                          compile_modules, fused_torch_optimizer)
 
 # %% auto #0
-__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'compile_modules', 'fused_torch_optimizer', 'fused_opt', 'Adamax', 'rank0_only',
-           'SampleGrid', 'Throughput', 'EMA', 'NaNGuard', 'Checkpoint', 'init_distrib', 'DistBatchNorm2d',
-           'convert_dist_bn', 'GradSync', 'ddp_ctx']
+__all__ = ['AutoMixedPrecision', 'ChannelsLast', 'fused_opt', 'Adamax', 'rank0_only', 'SampleGrid', 'Throughput', 'TimeBudget',
+           'EMA', 'NaNGuard', 'load_state_checked', 'checkpoint_info', 'Checkpoint']
+
+# %% ../nbs/02_train.ipynb #6e48c375
+_moved = {n: 'deepgen.distributed' for n in ('init_distrib', 'DistBatchNorm2d', 'convert_dist_bn', 'GradSync', 'ddp_ctx')}
+
+def __getattr__(name):
+    "Names that moved to `deepgen.distributed`: still importable from here for one release, with a warning."
+    if name not in _moved: raise AttributeError(f"module 'deepgen.train' has no attribute {name!r}")
+    warnings.warn(f"deepgen.train.{name} is deprecated and will be removed in the next release: import it from {_moved[name]}.",
+                  DeprecationWarning, stacklevel=2)
+    import importlib
+    return getattr(importlib.import_module(_moved[name]), name)
 
 # %% ../nbs/02_train.ipynb #e62663b4
 _amp_dtypes = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
@@ -104,6 +115,7 @@ def _to_cl(x):
 class ChannelsLast(Callback):
     "Keep the model's 4-D weights and every 4-D floating tensor of the input batch in channels-last memory format."
     order = -20  # before the callbacks that read or copy the inputs (Glow's and NVAE's own)
+    def __init__(self): pass  # no settings (fastai's `Callback.__init__` would show every event as an argument)
     def before_fit(self): get_model(self.learn.model).to(memory_format=torch.channels_last)
     def before_batch(self): self.learn.xb = tuple(_to_cl(x) for x in self.xb)
 
@@ -115,30 +127,6 @@ def to_channels_last(self:Learner)->Learner:
     return self.add_cb(ChannelsLast())
 
 # %% ../nbs/02_train.ipynb #sp000008
-def _eager_or_compiled(m, compiled, eager_when, *args, **kwargs):
-    "Call module `m` eagerly (its hooks and `forward`) when `eager_when()` is true, else through `compiled`."
-    return m._call_impl(*args, **kwargs) if eager_when() else compiled(*args, **kwargs)
-
-def compile_modules(model:nn.Module,  # the model (a DDP wrapper is looked through)
-                    names=None,       # name(s) of submodules to compile, e.g. `['G.mapping', 'D']`; the whole model when `None`
-                    eager_when=None,  # `eager_when()` true: the compiled modules run eagerly for that call
-                    **compile_kw,     # passed to `torch.compile` (`mode`, `backend`, `dynamic`, ...)
-                   )->list:
-    "Compile `model`, or its submodules `names`, in place with `nn.Module.compile`, so that every caller runs compiled code."
-    model = get_model(model)
-    names = [names] if isinstance(names, str) else list(names or [])
-    mods = []
-    for n in names:
-        try: mods.append(model.get_submodule(n))
-        except AttributeError:
-            kids = ', '.join(repr(k) for k,_ in model.named_children())
-            raise ValueError(f"The model ({type(model).__name__}) has no submodule {n!r}: give dotted names under its children {kids}.") from None
-    for m in mods or [model]:
-        m.compile(**compile_kw)
-        if eager_when is not None:  # `nn.Module.compile` keeps the compiled call in `_compiled_call_impl`: route it
-            m._compiled_call_impl = functools.partial(_eager_or_compiled, m, m._compiled_call_impl, eager_when)
-    return mods or [model]
-
 @patch
 def to_compiled(self:Learner,
                 names=None,       # submodules to compile, e.g. `['G.mapping', 'G.synthesis', 'D']`; the whole model when `None`
@@ -150,23 +138,6 @@ def to_compiled(self:Learner,
     return self
 
 # %% ../nbs/02_train.ipynb #sp000017
-def fused_torch_optimizer(opt:torch.optim.Optimizer, # a PyTorch optimiser
-                         )->torch.optim.Optimizer:
-    "The same PyTorch optimiser (groups, hyper-parameters, state) stepping with PyTorch's fused kernel, or with `foreach` where it has none."
-    cls = type(opt)
-    ps = inspect.signature(cls.__init__).parameters
-    if 'fused' in ps: flags = dict(fused=True, foreach=False)
-    else:
-        flags = dict(foreach=True)
-        warnings.warn(f"torch.optim.{cls.__name__} has no fused kernel in PyTorch {torch.__version__} (Adam, AdamW, SGD and Adagrad "
-                      "have one): it steps with foreach=True (a few multi-tensor kernels per update) instead.")
-    flags = {k: v for k,v in flags.items() if k in ps}
-    sd = opt.state_dict()
-    for g in sd['param_groups']: g.update(flags)  # `load_state_dict` restores the groups' settings too
-    new = cls([{**g, **flags} for g in opt.param_groups], **{**{k: v for k,v in opt.defaults.items() if k in ps}, **flags})
-    new.load_state_dict(sd)
-    return new
-
 def fused_opt(opt, # a PyTorch optimiser, fastai's `OptimWrapper` around one, or one of fastai's own
              ):
     "`opt` stepping with fused kernels: a PyTorch optimiser, or one inside fastai's `OptimWrapper`; fastai's own optimisers are returned unchanged, with a warning."
@@ -218,6 +189,17 @@ class _EpochEndCallback(Callback):
     def before_train(self): self.trained_epoch = not hasattr(self.learn, 'lr_finder')
     def after_cancel_epoch(self): self.trained_epoch = False  # `SkipToEpoch` cancels in `before_epoch`, maybe before ours ran
 
+# %% ../nbs/02_train.ipynb #2d2e33ea
+@contextmanager
+def _sampling(m:nn.Module):
+    "Run the block with `m` in eval mode, without gradients and on a copy of the random state; restore the mode afterwards."
+    was = m.training
+    dev = next(m.parameters(), torch.zeros(())).device
+    m.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []): yield m
+    finally: m.train(was)
+
 # %% ../nbs/02_train.ipynb #483756d3
 class SampleGrid(_EpochEndCallback):
     "Sample from the model every `every` epochs, save the grid as `{folder}/{fname}_{epoch:03d}.png` and show it (rank 0 only)."
@@ -235,13 +217,9 @@ class SampleGrid(_EpochEndCallback):
         self.fnames = []
 
     def sample(self)->Tensor:
-        "Draw the samples without gradients, in eval mode, then restore the model's mode."
+        "Draw the samples without gradients, in eval mode and on a copy of the random state, then restore the model's mode."
         m = get_model(self.learn.model)
-        was_training = m.training
-        m.eval()
-        try:
-            with torch.no_grad(): return self.sample_fn(self.learn) if self.sample_fn else m.sample(self.n)
-        finally: m.train(was_training)
+        with _sampling(m): return self.sample_fn(self.learn) if self.sample_fn else m.sample(self.n)
 
     @rank0_only
     def after_epoch(self):
@@ -250,11 +228,39 @@ class SampleGrid(_EpochEndCallback):
         image_grid(self.sample(), nrow=self.nrow, fname=fname, title=f'epoch {self.epoch}', show=self.show and IN_NOTEBOOK)
         self.fnames.append(fname)
 
+# %% ../nbs/02_train.ipynb #f33c3c5d
+if not hasattr(Learner, '_fastai_show_results'): Learner._fastai_show_results = Learner.show_results  # (once, should this cell run again)
+
+def _protocol_model(learn)->nn.Module|None:
+    "The Learner's (unwrapped) model if it follows deepgen's model protocol (it can `sample`), else `None`."
+    m = get_model(learn.model)
+    return m if callable(getattr(m, 'sample', None)) else None
+
+@patch
+def show_results(self:Learner,
+                 ds_idx:int=1,    # which DataLoader: 1 is the validation set
+                 dl=None,         # or this DataLoader
+                 max_n:int=8,     # images per row
+                 show:bool=True,  # draw the grid (it is returned either way)
+                 **kwargs,        # passed to fastai's `show_results` for models without `sample`
+                )->Tensor|None:
+    "Validation images, their reconstructions (where the model can `reconstruct`) and samples, a row each; fastai's own for other models."
+    m = _protocol_model(self)
+    if m is None: return self._fastai_show_results(ds_idx=ds_idx, dl=dl, max_n=max_n, **kwargs)
+    x = _plain_tensor((dl or self.dls[ds_idx]).one_batch()[0][:max_n]).to(next(m.parameters()).device)
+    with _sampling(m):
+        rows, names = ([*m.reconstruct(x)], ['validation images', 'reconstructions']) if callable(getattr(m, 'reconstruct', None)) else ([x], ['validation images'])
+        rows.append(m.sample(len(x))); names.append('samples')
+    return image_grid(torch.cat([r.detach().float().cpu() for r in rows]), nrow=len(x), title=', '.join(names), show=show)
+
+def _plain_tensor(t): return t.as_subclass(Tensor) if isinstance(t, Tensor) and type(t) is not Tensor else t
+
 # %% ../nbs/02_train.ipynb #6b9325c3
 class Throughput(_EpochEndCallback):
     "Log training images per second and the epoch's peak memory (MiB) as the Recorder columns `img_per_sec`, `peak_mem_mib`."
     order,run_valid = 55,False
     names = ['img_per_sec', 'peak_mem_mib']
+    def __init__(self): pass  # no settings
 
     def before_fit(self):
         rec = getattr(self.learn, 'recorder', None)
@@ -283,6 +289,24 @@ class Throughput(_EpochEndCallback):
         if not self.trained_epoch or not hasattr(self.learn, 'recorder'): return
         ips = self.n_imgs * max(num_distrib(), 1) / self.secs if self.secs > 0 else float('nan')
         self.recorder.log += [ips, peak_memory_mib(self.dev or torch.device('cpu'))]
+
+# %% ../nbs/02_train.ipynb #c86b67c6
+class TimeBudget(Callback):
+    "Make `pct_train` the fraction of `seconds` spent, and stop the fit when they are spent (after at least `min_steps` steps)."
+    order = -9  # after fastai's TrainEvalCallback, before the KL warm-up and the schedulers
+    def __init__(self,
+                 seconds:float,     # wall-clock seconds for the whole fit
+                 min_steps:int=2,   # train at least this many steps, whatever the budget
+                ): store_attr()
+    def before_fit(self): self.t0,self.steps = time.perf_counter(),0
+    @property
+    def elapsed(self): return time.perf_counter() - self.t0
+    def before_batch(self):
+        if not self.training: return
+        f = self.elapsed / self.seconds if self.seconds > 0 else 1.   # no time left: the `min_steps` only
+        if f >= 1 and self.steps >= self.min_steps: raise CancelFitException()
+        self.learn.pct_train = min(f, 1.)
+        self.steps += 1
 
 # %% ../nbs/02_train.ipynb #b056eaa3
 def _ema_source(learn, module=None)->nn.Module:
@@ -394,6 +418,13 @@ def after_epoch(self:SkipToEpoch):
     "Give the logger back once a skipped epoch is over."
     if getattr(self, '_logger', None) is not None: self.learn.logger,self._logger = self._logger,None
 
+def _drop_rows_from(f:Path, epoch:int):
+    "Keep the header of the CSV log `f` and its rows of epochs before `epoch`."
+    lines = f.read_text().splitlines()
+    keep = lines[:1] + [l for l in lines[1:] if (e := l.split(',', 1)[0]).isdigit() and int(e) < epoch]
+    if len(keep) < len(lines):
+        with atomic_file(f) as tmp: tmp.write_text('\n'.join(keep) + '\n')
+
 @patch
 def before_fit(self:CSVLogger):
     "Open the log and write its header, unless appending to a log that has one already (a resumed run); rank 0 only under DDP."
@@ -402,6 +433,8 @@ def before_fit(self:CSVLogger):
     f = self.path/self.fname
     f.parent.mkdir(parents=True, exist_ok=True)
     has_header = self.append and f.exists() and f.stat().st_size > 0
+    skip = next((cb._skip_to for cb in self.learn.cbs if isinstance(cb, SkipToEpoch)), None)
+    if has_header and skip is not None: _drop_rows_from(f, skip)
     self.file = f.open('a' if self.append else 'w')
     if not has_header: self.file.write(','.join(self.recorder.metric_names) + '\n')
     self.old_logger,self.learn.logger = self.logger,self._write_line
@@ -449,6 +482,36 @@ def _ckpt_path(learn, fname)->Path:
     f = Path(fname)
     return learn.path/learn.model_dir/f'{f}.pth' if f.suffix == '' and f.parent == Path('.') else f
 
+# %% ../nbs/02_train.ipynb #42e81d63
+def _model_info(m:nn.Module)->dict:
+    "What a checkpoint says about the model it holds: its class, image shape (when the model knows it) and parameter count."
+    try: shape = [int(s) for s in m.img_shape]
+    except Exception: shape = None
+    return {'class': type(m).__name__, 'img_shape': shape, 'params': sum(p.numel() for p in m.parameters())}
+
+def _describe(info:dict|None, sd:dict)->str:
+    "'Glow (for 1x8x8 images, 152,384 parameters)', from a checkpoint's model info (or, for an older file, its state dict)."
+    if not info: return f"a model ({sum(v.numel() for v in sd.values() if torch.is_tensor(v) and v.is_floating_point()):,} values in {len(sd)} tensors)"
+    shape = f"for {'x'.join(map(str, info['img_shape']))} images, " if info.get('img_shape') else ''
+    return f"{info['class']} ({shape}{info['params']:,} parameters)"
+
+def load_state_checked(m:nn.Module,            # the model to load into
+                       sd:dict,                 # a state dict read from `source`
+                       source:str|Path,         # where `sd` came from, for the error message
+                       info:dict|None=None,     # what the file says about its model (`_model_info`), if anything
+                      ):
+    "`m.load_state_dict(sd)`, or a short error that says which model and shapes the file holds and which the model expects."
+    own = m.state_dict()
+    missing, extra = [k for k in own if k not in sd], [k for k in sd if k not in own]
+    shapes = [(k, list(sd[k].shape), list(v.shape)) for k,v in own.items() if k in sd and torch.is_tensor(sd[k]) and sd[k].shape != v.shape]
+    if missing or extra or shapes:
+        what = ([f"{len(missing)} of the model's tensors are missing (e.g. {missing[0]!r})"] if missing else []) + \
+               ([f"{len(extra)} are not the model's (e.g. {extra[0]!r})"] if extra else []) + \
+               ([f"{len(shapes)} differ in shape (e.g. {shapes[0][0]!r}: {shapes[0][1]} in the file, {shapes[0][2]} in the model)"] if shapes else [])
+        raise ValueError(f"{source} holds the weights of {_describe(info, sd)}, but the model here is {_describe(_model_info(m), own)}: {'; '.join(what)}. "
+                         "Load it into the model it was written from (same model, configuration and image size).")
+    m.load_state_dict(sd)
+
 # %% ../nbs/02_train.ipynb #05f4c945
 @patch
 def save_checkpoint(self:Learner,
@@ -461,7 +524,7 @@ def save_checkpoint(self:Learner,
     ema = getattr(self, 'ema_model', None)
     ema_cb = next((cb for cb in self.cbs if isinstance(cb, EMA)), None)
     state = {'format': _CKPT_FORMAT, 'version': 1,
-             'model': get_model(self.model).state_dict(),
+             'model': get_model(self.model).state_dict(), 'model_info': _model_info(get_model(self.model)),
              'opt': None if self.opt is None else self.opt.state_dict(),
              'epoch': getattr(self, 'epoch', -1) + 1 if epoch is None else epoch, 'n_epoch': self.n_epoch,
              'train_iter': getattr(self, 'train_iter', 0),
@@ -483,6 +546,12 @@ def _read_checkpoint(fname:Path, device)->dict:
         raise ValueError(f"{fname} is not a deepgen checkpoint (no '{_CKPT_FORMAT}' marker); {hint}.")
     return st
 
+def checkpoint_info(fname:str|Path, # a checkpoint written by `save_checkpoint` or `Checkpoint`
+                   )->dict:
+    "What a checkpoint holds, without a Learner: the epoch to resume from, the planned epochs, the step and the model's description."
+    st = _read_checkpoint(Path(fname), 'cpu')
+    return {'epoch': st['epoch'], 'n_epoch': st['n_epoch'], 'train_iter': st['train_iter'], 'model_info': st.get('model_info')}
+
 @patch
 def load_checkpoint(self:Learner,
                     fname:str|Path='checkpoint', # what `save_checkpoint`/`Checkpoint` wrote (bare name or path)
@@ -495,7 +564,8 @@ def load_checkpoint(self:Learner,
     fname = _ckpt_path(self, fname)
     m = get_model(self.model)
     st = _read_checkpoint(fname, device or next(m.parameters()).device)
-    m.load_state_dict(st['model'], strict=strict)
+    if strict: load_state_checked(m, st['model'], fname, st.get('model_info'))
+    else: m.load_state_dict(st['model'], strict=False)
     if with_opt and st['opt'] is not None:
         if self.opt is None: self.create_opt()
         try: self.opt.load_state_dict(st['opt'])
@@ -515,7 +585,7 @@ def load_checkpoint(self:Learner,
 # %% ../nbs/02_train.ipynb #6415bc73
 class Checkpoint(_EpochEndCallback):
     "Save a resumable checkpoint every `every` epochs and after the last one (rank 0 only, atomically)."
-    order = 80
+    order = 62  # after the epoch's row is logged, before the sample grid (65) or anything else that might fail
     def __init__(self,
                  fname:str='checkpoint',    # file name, without `.pth`
                  every:int=1,               # save after every `every` epochs
@@ -526,107 +596,19 @@ class Checkpoint(_EpochEndCallback):
     @property
     def file(self)->Path: return Path(self.folder or self.learn.path/self.learn.model_dir)/f'{self.fname}.pth'
 
+    @rank0_only
+    def before_fit(self): remove_stale_tmp(self.file)
     def after_epoch(self):
         if self.trained_epoch and ((self.epoch+1) % self.every == 0 or self.epoch+1 == self.n_epoch):
             self.learn.save_checkpoint(self.file)
 
-# %% ../nbs/02_train.ipynb #37f00b05
-def _broadcast(self, t, rank):
-    "Broadcast the list `t` from `rank`, on the device the process group's backend needs (CUDA for NCCL, else CPU)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.tensor(t, dtype=torch.long, device=dev)
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
+if not hasattr(Learner, '_fastai_export'): Learner._fastai_export = Learner.export  # (once, should this cell run again)
 
-if DistributedDL is not None: DistributedDL._broadcast = _broadcast  # replaces fastai's `LongTensor(t).cuda()`
-
-# %% ../nbs/02_train.ipynb #553bc966
-def init_distrib(backend:str|None=None, # 'nccl' or 'gloo'; NCCL when CUDA is available, else Gloo
-                )->torch.device:
-    "Join the process group of a `torch.distributed.run` launch (if any, and not yet joined); return this process's device."
-    cuda = torch.cuda.is_available() and backend != 'gloo'
-    if cuda and num_distrib() > 0: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    if num_distrib() > 1 and not dist.is_initialized():
-        dist.init_process_group(backend or ('nccl' if cuda else 'gloo'))
-    return torch.device('cuda', torch.cuda.current_device()) if cuda else torch.device('cpu')
-
-# %% ../nbs/02_train.ipynb #f2461ae4
-class DistBatchNorm2d(nn.BatchNorm2d):
-    "`BatchNorm2d` whose training statistics are those of the global batch over all processes, on any backend (gradients included)."
-    def forward(self, x:Tensor)->Tensor:
-        if not self.training or not (dist.is_available() and dist.is_initialized()): return super().forward(x)
-        W = dist.get_world_size()
-        from torch.distributed.nn.functional import all_reduce  # differentiable: its backward all-reduces the gradients
-        n = W * x.numel() // x.shape[1]
-        xd = x.double()
-        mean, sq = (all_reduce(torch.stack([xd.sum((0, 2, 3)), xd.square().sum((0, 2, 3))])) / n).unbind(0)
-        var = (sq - mean.square()).clamp_min(0)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
-                self.running_mean.lerp_(mean.to(self.running_mean), m)
-                self.running_var.lerp_((var * n / max(n - 1, 1)).to(self.running_var), m)  # unbiased, as BatchNorm keeps it
-        y = (xd - mean[:, None, None]) * torch.rsqrt(var + self.eps)[:, None, None]
-        if self.affine: y = y * self.weight[:, None, None] + self.bias[:, None, None]
-        return y.to(x.dtype)
-
-def convert_dist_bn(m:nn.Module)->nn.Module:
-    "`m` with every `BatchNorm2d` turned into a `DistBatchNorm2d`, in place: the same parameter objects, so an optimiser already built keeps them."
-    for o in m.modules():
-        if type(o) is nn.BatchNorm2d: o.__class__ = DistBatchNorm2d  # adds no state, changes only `forward`
-    return m
-
-# %% ../nbs/02_train.ipynb #b1718453
-def _sync_rng():
-    "Give every process the random-number-generator state of rank 0 (torch's CPU generator and the current CUDA device's)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    for get,put in [(torch.get_rng_state, torch.set_rng_state)] + ([(torch.cuda.get_rng_state, torch.cuda.set_rng_state)] if dev.type == 'cuda' else []):
-        t = get().to(dev); dist.broadcast(t, 0); put(t.cpu())
-
-class GradSync(Callback):
-    "DDP without the wrapper: rank 0's weights to all, `DistributedDL` data, and gradients averaged after every backward."
-    order = 11  # where fastai's `DistributedTrainer` sits: before the callbacks that step or inspect gradients
-    def before_fit(self):
-        for t in self.learn.model.state_dict().values(): dist.broadcast(t, 0)
-        self.old_dls = list(self.dls)
-        self.learn.dls.loaders = [self._wrap(dl) for dl in self.dls]
-        if rank_distrib(): self.learn.logger = lambda *a, **k: None
-    def _wrap(self, dl): return dl if isinstance(dl, DistributedDL) else DistributedDL(dl, dist.get_rank(), dist.get_world_size())
-    def before_train(self): self.learn.dl = self._wrap(self.learn.dl)
-    def before_validate(self): self.learn.dl = self._wrap(self.learn.dl)
-    def after_backward(self):
-        gs = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
-        if not gs: return
-        flat = torch.cat([g.flatten() for g in gs])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        for g, f in zip(gs, flat.split([g.numel() for g in gs])): g.copy_(f.view_as(g))
-    def after_fit(self): self.learn.dls.loaders = self.old_dls
-
-# %% ../nbs/02_train.ipynb #082807f9
-@contextmanager
-def ddp_ctx(learn:Learner,     # the Learner to train with DDP
-            sync_bn:bool=True, # batch-norm statistics over the global batch (`SyncBatchNorm` on CUDA, `DistBatchNorm2d` on CPUs)
-            **kwargs,          # passed to fastai's `distrib_ctx` (and on to `accelerate.Accelerator`)
-           ):
-    "Train `learn` with DDP on CUDA (NCCL) or CPUs (Gloo) when launched by `torch.distributed.run`; a no-op in one process."
-    if num_distrib() <= 1:
-        yield learn
-        return
-    if DistributedDL is None: raise ImportError("DDP training needs `accelerate`: pip install 'deepgen[distributed]'.")
-    started = not dist.is_initialized()
-    init_distrib()
-    nccl = dist.get_backend() == 'nccl'
-    try:
-        _sync_rng()
-        if sync_bn and not nccl: learn.model = convert_dist_bn(learn.model)
-        if getattr(learn, 'ddp_wrap', True):
-            with learn.distrib_ctx(sync_bn=sync_bn and nccl, cpu=not nccl, **kwargs): yield learn
-        else:
-            cb = GradSync()
-            learn.add_cb(cb)
-            try: yield learn
-            finally: learn.remove_cb(cb)
-    finally:
-        if started and dist.is_initialized(): dist.destroy_process_group()
+@patch
+def export(self:Learner,
+           fname:str|Path='export.pkl', # file name, under `learn.path`
+           **kwargs,                    # `pickle_module`, `pickle_protocol`, passed to fastai's `export`
+          ):
+    "fastai's `Learner.export`, written atomically: a crash, a kill or a full disk mid-write leaves the previous file as it was."
+    if rank_distrib(): return
+    with atomic_file(self.path/fname) as tmp: self._fastai_export(tmp, **kwargs)

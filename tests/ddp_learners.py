@@ -13,10 +13,10 @@ global batch DDP trains on. deepgen draws each process's noise as its block of t
 import argparse
 from pathlib import Path
 import torch
-from fastai.basics import DataLoader, DataLoaders, get_model, set_seed, num_distrib, rank_distrib
+from fastai.basics import DataLoader, DataLoaders, get_model, num_distrib, rank_distrib
 from deepgen.data import image_dls
-from deepgen.compare import comparison_configs
-from deepgen.train import ddp_ctx
+from deepgen.registry import build_learner
+from deepgen.distributed import ddp_ctx
 
 N, NV, BS, EPOCHS = 32, 8, 4, 2   # training images, validation images, batch per rank, epochs
 
@@ -26,17 +26,8 @@ def digits(n, nv):
     x = torch.cat([b[0].as_subclass(torch.Tensor).cpu() for b in dls.train.new(shuffle=False, drop_last=False)])
     return [(o,) for o in x[:n]], [(o,) for o in x[n:n+nv]]
 
-def build(name, dls):
-    "A small Learner of model `name`, with lazy regularisers due often enough to run in a few steps."
-    cfg = comparison_configs(dls.img_shape)[name]
-    if name == 'glow':
-        from deepgen.glow import glow_learner
-        return glow_learner(dls, sample_every=None, warmup=4, **cfg)
-    if name == 'nvae':
-        from deepgen.nvae import nvae_learner
-        return nvae_learner(dls, nan_guard=False, **cfg)
-    from deepgen.stylegan2 import stylegan2_learner
-    return stylegan2_learner(dls, preset=cfg, r1_every=2, pl_every=2, ema_rampup=0.05)
+# what differs from the registry's small configuration: a short warm-up, no NaN guard, lazy regularisers due often enough to run in a few steps
+EXTRA = dict(glow=dict(warmup=4), nvae=dict(nan_guard=False), stylegan2=dict(r1_every=2, pl_every=2))
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,8 +43,7 @@ def main():
     else: bs = BS
     dls = DataLoaders(DataLoader(ds, bs=bs, shuffle=False, drop_last=True), DataLoader(dv, bs=bs), path=a.out, device='cpu')
     dls.img_shape, dls.n_bits = tuple(ds[0][0].shape), 8
-    set_seed(0)
-    learn = build(a.model, dls)
+    learn = build_learner(a.model, dls, seed=0, **EXTRA[a.model])
     init = {k: v.clone() for k, v in learn.model.state_dict().items()}
     with ddp_ctx(learn), learn.no_bar(), learn.no_logging(): learn.fit(EPOCHS, 1e-3)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from fastai.basics import DataLoader, DataLoaders, Learner, MSELossFlat, set_seed, rank_distrib, num_distrib, get_model
 import fastai.callback.schedule  # Learner.fit_one_cycle
-from deepgen.train import EMA, NaNGuard, Throughput, Checkpoint, ddp_ctx, ema_decay
+from deepgen.train import EMA, NaNGuard, Throughput, Checkpoint, ema_decay
+from deepgen.distributed import ddp_ctx
 
 N, NV, BS, EPOCHS = 64, 16, 4, 3   # samples, validation samples, batch per rank, epochs
 

@@ -30,7 +30,7 @@ def test_wheel_installs_and_trains(wheel, tmp_path):
         import deepgen, pathlib
         assert pathlib.Path(deepgen.__file__).is_relative_to({str(site)!r}), deepgen.__file__
         from deepgen.data import image_dls
-        from deepgen.glow import glow_learner
+        from deepgen.glow_learner import glow_learner
         dls = image_dls('digits', bs=16)
         learn = glow_learner(dls, n_levels=2, n_steps=1, hidden=8)
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=[])
