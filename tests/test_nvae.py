@@ -91,3 +91,16 @@ def test_paper_protocol_on_the_crop():
     full, crop = iw_nll(m, x, k=200, crop=0).mean(), iw_nll(m, x, k=200, crop=2).mean()
     assert full > crop + 10          # the 240 border pixels cost nats at initialisation; the protocol leaves them out
     with pytest.raises(ValueError, match='needs a model of'): paper_nll(m, x, 'cifar10')
+
+def test_paper_protocol_cifar_in_bits_per_dim():
+    "The 8-bit CIFAR-10 protocol scores all 3x32x32 sub-pixels and reports bits per dimension."
+    from deepgen.nvae import paper_nll, iw_nll
+    torch.manual_seed(0)
+    m = NVAE(img_shape=(3, 32, 32), nf=4, n_latent=2, groups=(1, 1), n_pre=2, n_pre_cells=1, n_post=2, n_post_cells=1,
+             n_enc_cells=1, n_dec_cells=1, likelihood='logistic', n_bits=8).eval()
+    x = torch.randint(0, 256, (2, 3, 32, 32))/255
+    torch.manual_seed(1); r = paper_nll(m, x, 'cifar10', k=2)
+    torch.manual_seed(1); nats = iw_nll(m, x, k=2)          # the same draws: the same images in one chunk
+    assert r['unit'] == 'bits/dim' and r['n_images'] == 2 and r['paper'] == 2.91
+    assert torch.allclose(torch.tensor(r['values'], dtype=torch.float64), nats.double()/(3072*0.6931471805599453), atol=1e-5)
+    with pytest.raises(ValueError, match='needs a model of'): paper_nll(NVAE.from_config({**m.config, 'n_bits': 5}), x, 'cifar10')
