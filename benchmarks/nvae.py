@@ -30,7 +30,7 @@ PRESET = 'bench'
 BS = 16
 CONFIGS = dict(
     design=dict(preset='bench', shape=(1, 32, 32), bs=16, gpu_steps=100,
-                desc='the bench preset: 2 scales x 2 groups, 16 channels (about 2.0M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
+                desc='the bench preset: 2 scales x 2 groups, 16 channels (about 1.9M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
     paper=dict(preset='cifar10', shape=(3, 32, 32), bs=32, gpu_steps=30,
                desc="the paper's CIFAR-10 model: 30 groups of 20 latents at 16x16, 128 channels, 2 cells per group, "
                     "mixture of 10 logistics; 3x32x32, batch 32 per GPU (the reference code's)",
@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument('--quality-threads', type=int, default=None, help='threads for the quality run (default: the largest of --threads)')
     p.add_argument('--precision', dest='amp', default=argparse.SUPPRESS, choices=['bf16', 'fp16', 'none', 'auto'], help=argparse.SUPPRESS)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--n-flows', type=int, default=0, help='posterior flow cells per latent group (the paper: 2 on CIFAR-10, 4 on CelebA-HQ)')
     p.add_argument('--no-memory', action='store_true', help='skip the checkpointing memory measurement')
     p.add_argument('--out', default=None, help='also write the JSON to this file')
     p.add_argument('--mem-child', default=None, help=argparse.SUPPRESS)
@@ -87,7 +88,7 @@ def make_learner(dls, args, notes=None, **kw):
     from fastai.torch_core import set_seed
     from deepgen.nvae_learner import nvae_learner
     set_seed(args.seed)
-    learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, cbs=[_callbacks()[0]()], **kw)
+    learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, n_flows=args.n_flows, cbs=[_callbacks()[0]()], **kw)
     return S.apply_options(learn, args.opts, notes)  # the whole model compiled: its step is one forward pass
 
 def plain_step(opts, device, bs, cfg=CONFIGS['design']):
@@ -134,7 +135,7 @@ def memory_child(args, checkpoint):
     from deepgen.nvae import nvae_preset
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
-    m = nvae_preset(PRESET, checkpoint=checkpoint).to(dev)
+    m = nvae_preset(PRESET, checkpoint=checkpoint, n_flows=args.n_flows).to(dev)
     opt = torch.optim.Adamax(m.parameters(), lr=1e-2, eps=1e-3, weight_decay=3e-4)
     x = ((torch.rand(args.bs, *m.img_shape)*255).round()/255).to(dev)
     peak, on = [0.], [False]
@@ -161,7 +162,8 @@ def memory_child(args, checkpoint):
     print(json.dumps(dict(peak_mib=round(peak, 1), step_mib=round(peak - base, 1), before_step_mib=round(base, 1), kind=kind)))
 
 def peak_memory(args, checkpoint):
-    cmd = [sys.executable, __file__, '--mem-child', str(int(checkpoint)), '--device', args.device, '--bs', str(args.bs), '--seed', str(args.seed)]
+    cmd = [sys.executable, __file__, '--mem-child', str(int(checkpoint)), '--device', args.device, '--bs', str(args.bs), '--seed', str(args.seed),
+           '--n-flows', str(args.n_flows)]
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(r.stderr[-2000:])
@@ -199,6 +201,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.mem_child is not None: return memory_child(args, bool(int(args.mem_child)))
     args.opts = S.Options(args, S.check_device(args.device))
+    if args.n_flows:       # flows are an argument of the model: every configuration (and its dry-run reduction) gets them
+        for cfg in CONFIGS.values():
+            for c in (cfg, cfg.get('dry', {})): c['kw'] = {**c.get('kw', {}), 'n_flows': args.n_flows}
     if args.speed or not S.FASTAI:   # without fastai only the plain PyTorch step can be timed (and no NLL figure)
         torch.set_num_threads(max(thread_counts(args.threads)))
         skipped = {} if args.speed else dict(skipped='the NLL figures, the memory comparison and the fastai Learner need fastai, which is not installed')
@@ -207,7 +212,7 @@ def main(argv=None):
     if args.bs is None: args.bs = BS
     from deepgen.nvae import NVAE_PRESETS
     threads = thread_counts(args.threads)
-    res = dict(benchmark='nvae', preset=PRESET, config={k: list(v) if isinstance(v, tuple) else v for k,v in NVAE_PRESETS[PRESET].items()},
+    res = dict(benchmark='nvae', preset=PRESET, n_flows=args.n_flows, config={k: list(v) if isinstance(v, tuple) else v for k,v in NVAE_PRESETS[PRESET].items()},
                data=args.data, batch_size=args.bs, device=args.device, precision=args.opts.amp or 'fp32', options=args.opts.as_dict(),
                torch=torch.__version__, cpu_count=os.cpu_count())
     res['train_img_per_s'] = {str(t): train_throughput(args, t) for t in threads}

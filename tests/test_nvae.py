@@ -14,13 +14,17 @@ TINY = dict(nf=8, n_latent=4, groups=(2, 2), n_pre=1, n_pre_cells=1, n_post=1, n
 def test_export_and_load(tmp_path):
     set_seed(0)
     dls = image_dls('digits', bs=16, max_items=64)
-    learn = nvae_learner(dls, **TINY)
+    learn = nvae_learner(dls, n_flows=2, **TINY)       # flows: masked, weight-normalised convolutions survive the pickle
     learn.path = tmp_path
     with learn.no_bar(), learn.no_logging(): learn.fit_nvae(1)
     learn.export('nvae.pkl')
     loaded = load_learner(tmp_path/'nvae.pkl')
     assert isinstance(loaded.model, NVAE)
     for p, q in zip(learn.model.state_dict().values(), loaded.model.state_dict().values()): assert torch.equal(p.cpu(), q.cpu())
+    x = dls.valid.one_batch()[0][:4]
+    torch.manual_seed(0); a = learn.model.eval().cpu()(x.cpu())
+    torch.manual_seed(0); b = loaded.model.eval().cpu()(x.cpu())
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     s = loaded.model.sample(4, temp=0.7, bn_iters=2)
     assert s.shape == (4, 1, 8, 8) and bool(((s >= 0) & (s <= 1)).all())
 
@@ -74,3 +78,29 @@ def test_benchmark_plain_speed_run():
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout[r.stdout.index('{'):])
     assert res['path'] == 'plain' and res['img_per_sec'] > 0
+
+def test_paper_protocol_on_the_crop():
+    "paper_nll scores the 28x28 digit of a padded MNIST image, refuses models of another kind, and says how many images it scored."
+    from deepgen.nvae import paper_nll, iw_nll
+    torch.manual_seed(0)
+    m = NVAE(img_shape=(1, 32, 32), nf=4, n_latent=2, groups=(1, 1), n_pre=2, n_pre_cells=1, n_post=2, n_post_cells=1,
+             n_enc_cells=1, n_dec_cells=1, binarize=False).eval()
+    x = torch.nn.functional.pad((torch.rand(3, 1, 28, 28) > 0.7).float(), (2, 2, 2, 2))
+    r = paper_nll(m, x, k=3, bs=3)
+    assert (r['n_images'], r['k'], r['unit'], r['paper']) == (3, 3, 'nats', 78.01)
+    full, crop = iw_nll(m, x, k=200, crop=0).mean(), iw_nll(m, x, k=200, crop=2).mean()
+    assert full > crop + 10          # the 240 border pixels cost nats at initialisation; the protocol leaves them out
+    with pytest.raises(ValueError, match='needs a model of'): paper_nll(m, x, 'cifar10')
+
+def test_paper_protocol_cifar_in_bits_per_dim():
+    "The 8-bit CIFAR-10 protocol scores all 3x32x32 sub-pixels and reports bits per dimension."
+    from deepgen.nvae import paper_nll, iw_nll
+    torch.manual_seed(0)
+    m = NVAE(img_shape=(3, 32, 32), nf=4, n_latent=2, groups=(1, 1), n_pre=2, n_pre_cells=1, n_post=2, n_post_cells=1,
+             n_enc_cells=1, n_dec_cells=1, likelihood='logistic', n_bits=8).eval()
+    x = torch.randint(0, 256, (2, 3, 32, 32))/255
+    torch.manual_seed(1); r = paper_nll(m, x, 'cifar10', k=2)
+    torch.manual_seed(1); nats = iw_nll(m, x, k=2)          # the same draws: the same images in one chunk
+    assert r['unit'] == 'bits/dim' and r['n_images'] == 2 and r['paper'] == 2.91
+    assert torch.allclose(torch.tensor(r['values'], dtype=torch.float64), nats.double()/(3072*0.6931471805599453), atol=1e-5)
+    with pytest.raises(ValueError, match='needs a model of'): paper_nll(NVAE.from_config({**m.config, 'n_bits': 5}), x, 'cifar10')
