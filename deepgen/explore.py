@@ -176,34 +176,17 @@ def nvae_noise(model:NVAE,        # the model (or a Learner training it)
                n:int,             # number of images
                seed:int|None=None,# seed of the draw; torch's global generator when `None`
               )->list[Tensor]:
-    "Standard normal noise `[n, n_latent, h, w]` for each latent group, top-down, shaped as `NVAE.sample` draws it."
+    "Standard normal noise `[n, *shape]` for each latent group, top-down, with the shapes of `NVAE.latent_shapes`."
     m = _model(model)
-    C,H,W = m.img_shape
-    f = 2**(m.n_pre + len(m.groups) - 1)
     g = torch.Generator().manual_seed(seed) if seed is not None else None
-    return [torch.randn(n, m.n_latent, H//f*2**s, W//f*2**s, generator=g).to(_device(m))
-            for s,ng in enumerate(m.groups) for _ in range(ng)]
+    return [torch.randn(n, *s, generator=g).to(_device(m)) for s in m.latent_shapes()]
 
-@torch.no_grad()
 def nvae_decode(model:NVAE,      # the model (or a Learner training it)
                 eps:list,        # noise of each latent group, as `nvae_noise` returns it
                 temp:float=1.0,  # temperature: each latent is mu + temp * sigma * eps
                )->Tensor:
     "The parameters of p(x|z) (see `NVAE.dist`) for the latents the prior gives with noise `eps`, in eval mode."
-    m = _model(model)
-    if len(eps) != m.n_groups: raise ValueError(f"eps needs one noise tensor per latent group ({m.n_groups}), got {len(eps)}: use nvae_noise.")
-    was = m.training; m.eval()
-    try:
-        h = m.h0.expand(len(eps[0]), -1, -1, -1)
-        for i in range(m.n_groups):
-            for cell in m.dec[i]: h = m._cell(cell, h)
-            if i == 0: mu,ls = torch.zeros_like(eps[0]),torch.zeros_like(eps[0])
-            else: mu,ls = soft_clamp(m.prior_samp[i-1](h).float()).chunk(2, 1)
-            if eps[i].shape != mu.shape: raise ValueError(f"eps[{i}] has shape {tuple(eps[i].shape)}, group {i} needs {tuple(mu.shape)}: use nvae_noise.")
-            h = m.dec_comb[i](h, mu + temp*ls.exp()*eps[i])
-        for cell in m.post: h = m._cell(cell, h)
-        return m.out(h).float()
-    finally: m.train(was)
+    return _model(model).decode_noise(eps, temp)
 
 # %% ../nbs/17_explore.ipynb #df918b62
 def _glow_path(m:Glow, img_a, img_b):
