@@ -17,12 +17,15 @@ def deepgen(*args, cwd=None, env=None):
     return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env={**ENV, **(env or {})}, timeout=600)
 
 def cli(*args)->tuple:
-    "Run `deepgen.cli.main` in this process (fast, for the checks that stop before training): (exit status, stdout, stderr)."
+    "Run `deepgen.cli.main` in this process, with one thread as `deepgen` runs under `ENV`: (exit status, stdout, stderr)."
     from deepgen.cli import main
-    out, err = StringIO(), StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try: main([str(a) for a in args]); code = 0
-        except SystemExit as e: code = e.code
+    out, err, n = StringIO(), StringIO(), torch.get_num_threads()
+    torch.set_num_threads(1)   # as OMP_NUM_THREADS=1 in the processes `deepgen` starts: another thread count sums in another order
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try: main([str(a) for a in args]); code = 0
+            except SystemExit as e: code = e.code
+    finally: torch.set_num_threads(n)
     return code, out.getvalue(), err.getvalue()
 
 RUN_FILES = ['checkpoint.pth', 'history.csv', 'model.json', 'model.pkl', 'model.pth', 'samples', 'summary.json']
