@@ -337,7 +337,7 @@ FLOWS_BUDGET = 480.    # seconds; from this budget up the flows NVAE is trained 
 PROTOCOL_SHARE = 0.15  # MNIST only: training a Bernoulli NVAE and measuring it by the NVAE paper's protocol
 PAPER_SHARE = 0.08     # for the papers' configurations when they are asked for
 RESERVE = 0.04         # of the budget after set-up, for the plots and the report
-MIN_BUDGET = 30.       # seconds; less cannot hold the phases' smallest work: two steps of each of the 11 Learners, a round of samples, a chunk of each measurement
+MIN_BUDGET = 30.       # seconds; less cannot hold the phases' smallest work: two steps of each of the 11 Learners (13 with the optional NVAEs), a round of samples, a chunk of each measurement
 
 class Phases:
     "Time caps for the phases of a run that must end within `budget` seconds, from their `shares`; records the seconds each phase used."
