@@ -445,7 +445,10 @@ def nvae_variant(dls,           # the DataLoaders
     learn = build_learner('nvae', dls, seed, small_configs(dls.img_shape)['nvae'] | kwargs)
     return learn, train_for(learn, 'nvae', seconds)
 
-def is_paper_mnist(data, img_shape:tuple, pad:int)->bool:
+def is_paper_mnist(data,            # the dataset's name or path
+                   img_shape:tuple,  # (C, H, W) of its images, as the models see them
+                   pad:int,          # zero pixels added on each side
+                  )->bool:
     "Whether `data` is MNIST padded to 32x32, the images the paper's MNIST protocol trains on and scores the 28x28 centre of."
     return str(data).lower() == 'mnist' and tuple(img_shape) == NVAE_PAPER['mnist']['img_shape'] and pad == NVAE_PAPER['mnist']['crop']
 
