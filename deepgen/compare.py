@@ -616,9 +616,10 @@ def protocol_row(r:dict, # what `nvae_protocol` measured, or `dict(skipped=why)`
     "Section 1's row of the paper's MNIST protocol: the figure in nats beside the paper's, or why it was not measured."
     p, k = NVAE_PAPER['mnist'], r.get('k'); proto = f"{p['data']}; the 784 pixels of the 28x28 centre"
     if 'skipped' in r: return dict(model="NVAE, paper protocol (binarised 28x28 MNIST, Bernoulli)", protocol=proto, measure='-', value=r['skipped'], unit='', published='- (not measured here)')
-    return dict(model=f"NVAE, paper protocol (binarised 28x28 MNIST, Bernoulli, K={k}, {r['n_images']} images, trained {r['train_seconds']:.0f} s)", protocol=proto,
-                measure=(f"importance-weighted bound, K={k}, {r['n_images']} images (standard error {fmt(r['se'])}); the small configuration, "
-                         f"{fmt(r['params'])} parameters, {r['train_steps']:,} steps"),
+    n = f"{r['n_images']:,} image{'s' if r['n_images'] != 1 else ''}"
+    se = f" (standard error {fmt(r['se'])})" if r['se'] is not None and math.isfinite(r['se']) else ' (one image: no standard error)'
+    return dict(model=f"NVAE, paper protocol (binarised 28x28 MNIST, Bernoulli, K={k}, {n}, trained {r['train_seconds']:.0f} s)", protocol=proto,
+                measure=f"importance-weighted bound, K={k}, {n}{se}; the small configuration, {fmt(r['params'])} parameters, {r['train_steps']:,} steps",
                 value=r['nll'], unit='nats', published=f"NVAE paper: {p['nll']} nats (K={p['k']}{'' if k == p['k'] else f'; ours K={k}'})")
 
 def _extra_models(st, ph:Phases, res:dict, logs:dict, seed:int, paper_k:int|None)->object:
