@@ -21,15 +21,18 @@ from .core import n_params, n_layers, bits_per_dim
 from .data import image_dls, GenDataLoaders
 from .train import TimeBudget
 from .registry import MODELS, model_spec, small_configs, build_learner
+from .nvae import NVAE_PAPER, paper_nll
 from .metrics import fid_kid, collect_images, classifier_features
 from .report import NAMES, PUBLISHED, fmt, smooth, plot_grids, plot_curves, plot_attribution, plot_sweep, plot_efficiency, write_report
 
 # %% auto #0
-__all__ = ['SAMPLE_LABEL', 'PAPER_REGS', 'PAPER_CONFIGS', 'SHARES', 'PAPER_SHARE', 'RESERVE', 'MIN_BUDGET', 'INFERENCE', 'RunLog',
+__all__ = ['SAMPLE_LABEL', 'PAPER_REGS', 'PAPER_CONFIGS', 'SHARES', 'FLOWS_SHARE', 'FLOWS_EVAL', 'FLOWS_BUDGET', 'PROTOCOL_SHARE',
+           'PAPER_SHARE', 'RESERVE', 'MIN_BUDGET', 'FLOWS', 'INFERENCE', 'NOT_SAME', 'PROTOCOL_SKIP', 'RunLog',
            'train_for', 'neg_elbo_bpd', 'test_bpd', 'reconstruction', 'synthetic_dls', 'timed_steps', 'fid_samples',
-           'attribution', 'stylegan2_speedups', 'paper_throughput', 'diverged', 'kl_sweep', 'Phases', 'num_threads',
-           'setup', 'train_models', 'model_rows', 'measure_likelihoods', 'sample_quality', 'speedups_plan',
-           'write_plots', 'compare', 'add_compare_parser', 'compare_cli']
+           'attribution', 'stylegan2_speedups', 'paper_throughput', 'diverged', 'kl_sweep', 'Phases', 'phase_shares',
+           'num_threads', 'setup', 'train_models', 'model_rows', 'nvae_variant', 'is_paper_mnist', 'nvae_protocol',
+           'data_protocol', 'measure_likelihoods', 'sample_quality', 'speedups_plan', 'write_plots', 'flows_note',
+           'protocol_row', 'compare', 'add_compare_parser', 'compare_cli']
 
 # %% ../nbs/17_compare.ipynb #8f164a91
 _old = dict(  # old name -> (what replaces it, a function returning an equivalent of the old object)
@@ -328,9 +331,13 @@ def kl_sweep(dls,                  # DataLoaders of the images
 
 # %% ../nbs/17_compare.ipynb #cfc5e526
 SHARES = dict(glow=0.24, nvae=0.24, stylegan2=0.24, sweep=0.08, likelihood=0.06, fid=0.06, projection=0.04, speedups=0.04)
-PAPER_SHARE = 0.08  # of the phases' time, for the papers' configurations when they are asked for
-RESERVE = 0.04      # of the budget after set-up, for the plots and the report
-MIN_BUDGET = 30.    # seconds; less cannot hold the phases' smallest work: two steps of each of the 11 Learners, a round of samples, a chunk of each measurement
+FLOWS_SHARE = 0.24     # training the NVAE with posterior flows: the NVAE's own share, so that both train for the same time
+FLOWS_EVAL = 0.03      # more for the likelihood phase, which measures the flows NVAE as it measures the other
+FLOWS_BUDGET = 480.    # seconds; from this budget up the flows NVAE is trained unless `flows=False`
+PROTOCOL_SHARE = 0.15  # MNIST only: training a Bernoulli NVAE and measuring it by the NVAE paper's protocol
+PAPER_SHARE = 0.08     # for the papers' configurations when they are asked for
+RESERVE = 0.04         # of the budget after set-up, for the plots and the report
+MIN_BUDGET = 30.       # seconds; less cannot hold the phases' smallest work: two steps of each of the 11 Learners (13 with the optional NVAEs), a round of samples, a chunk of each measurement
 
 class Phases:
     "Time caps for the phases of a run that must end within `budget` seconds, from their `shares`; records the seconds each phase used."
@@ -358,6 +365,19 @@ class Phases:
         self.caps[name], self.cur, self.t_cur = self.cap(name), name, time.perf_counter()
         try: yield self.caps[name]
         finally: self.used[name], self.cur = time.perf_counter() - self.t_cur, None
+
+# %% ../nbs/17_compare.ipynb #abf677df
+def phase_shares(flows:bool=False,    # train and measure an NVAE with posterior flows
+                 protocol:bool=False, # train and measure an NVAE by the paper's MNIST protocol
+                 papers:bool=False,   # time the papers' configurations
+                )->dict:
+    "The phases' shares of the budget, in the order they run, summing to 1: `SHARES`, the optional phases' time taken from all of them in proportion."
+    s = dict(SHARES, likelihood=SHARES['likelihood'] + (FLOWS_EVAL if flows else 0.))
+    extra = dict(nvae_flows=FLOWS_SHARE*flows, nvae_protocol=PROTOCOL_SHARE*protocol, paper=PAPER_SHARE*papers)
+    s.update({k: v for k,v in extra.items() if v})
+    order = ['glow', 'nvae', 'stylegan2', 'nvae_flows', 'nvae_protocol', 'sweep', 'likelihood', 'fid', 'projection', 'speedups', 'paper']
+    tot = sum(s.values())
+    return {k: s[k]/tot for k in order if k in s}
 
 # %% ../nbs/17_compare.ipynb #9268bd05
 @contextmanager
@@ -413,24 +433,92 @@ def model_rows(learns:dict, # model name -> its trained Learner
         if hasattr(l.model, 'D'): rows[k].update(params_D=n_params(l.model.D), layers_D=n_layers(l.model.D))
     return rows
 
-# %% ../nbs/17_compare.ipynb #b094b9c5
+# %% ../nbs/17_compare.ipynb #d605bb91
+FLOWS = 2   # posterior flow cells per group of the flows NVAE: as in the paper's CIFAR-10 model (`NVAE_PRESETS['cifar10']`)
+
+def nvae_variant(dls,           # the DataLoaders
+                 seconds:float, # wall-clock budget of its training
+                 seed:int=0,    # seed of the initialisation and shuffling
+                 **kwargs,      # `NVAE` settings that replace the small configuration's
+                )->tuple:
+    "An NVAE Learner in the small configuration for `dls` with `kwargs` changed, trained for `seconds`; and its `RunLog`."
+    learn = build_learner('nvae', dls, seed, small_configs(dls.img_shape)['nvae'] | kwargs)
+    return learn, train_for(learn, 'nvae', seconds)
+
+def is_paper_mnist(data,            # the dataset's name or path
+                   img_shape:tuple,  # (C, H, W) of its images, as the models see them
+                   pad:int,          # zero pixels added on each side
+                  )->bool:
+    "Whether `data` is MNIST padded to 32x32, the images the paper's MNIST protocol trains on and scores the 28x28 centre of."
+    return str(data).lower() == 'mnist' and tuple(img_shape) == NVAE_PAPER['mnist']['img_shape'] and pad == NVAE_PAPER['mnist']['crop']
+
+def nvae_protocol(dls,           # DataLoaders of MNIST padded to 32x32
+                  x_test:Tensor, # its test images `[N, 1, 32, 32]` in [0, 1]
+                  seconds:float, # cap of training and measuring together
+                  k:int|None=None, # importance samples per image (the paper's 1000 when `None`)
+                  seed:int=0,    # seed of the initialisation and shuffling
+                 )->dict:
+    "Train a Bernoulli NVAE on dynamically binarised MNIST for 60% of `seconds`, then its `paper_nll` on as many test images as 30% allow."
+    p = NVAE_PAPER['mnist']
+    learn, log = nvae_variant(dls, 0.6*seconds, seed, likelihood=p['likelihood'], crop=p['crop'])
+    r = paper_nll(learn.model, x_test, 'mnist', k=k, seconds=0.3*seconds)
+    return dict({kk: v for kk,v in r.items() if kk != 'values'}, train_seconds=log.seconds, train_steps=len(log.rows), params=n_params(learn.model))
+
+# %% ../nbs/17_compare.ipynb #8a1c03c3
 INFERENCE = dict(glow='exact: decode(encode(x))', nvae='approximate: a sample of q(z|x), decoded with a sample of p(x|z)')
+NOT_SAME = 'none by this protocol (the papers\' figures, by theirs, are listed below the table)'
+
+def data_protocol(data,          # the dataset's name or path
+                  img_shape:tuple, # (C, H, W) of the images the models see
+                  n_bits:int,    # bits per sub-pixel
+                  pad:int,       # zero pixels added on each side
+                  model,         # the model scored: Glow, or an NVAE (its likelihood and posterior flows are named)
+                 )->str:
+    "What a likelihood row scores: the data, its bits, the sub-pixels scored, the likelihood, and an NVAE's posterior."
+    C,H,W = img_shape
+    px = f"all {C*H*W:,} sub-pixels of the {H}x{W} image" + (f", the {pad}-pixel zero padding included" if pad else '')
+    if not hasattr(model, 'likelihood'): lik = 'continuous density of uniformly dequantised pixels'
+    elif model.likelihood == 'logistic': lik = f'{model.n_bits}-bit discretised logistic mixture ({model.n_mix} components)'
+    else: lik = 'Bernoulli of dynamically binarised pixels'
+    post = '' if not hasattr(model, 'n_flows') else f", posterior with {model.n_flows} IAF cells per group" if model.n_flows else ', normal posterior'
+    return f"{data}, {n_bits}-bit {C}x{H}x{W}; {px}; {lik}{post}"
+
+def _published(kind:str, data, img_shape:tuple, n_bits:int, k:int|None=None)->str:
+    "The papers' figure measured by the protocol of a row of `kind` ('glow', 'nvae', 'nvae_flows') on `data`, or `NOT_SAME`."
+    if not (str(data).lower() == 'cifar10' and tuple(img_shape) == (3, 32, 32) and n_bits == 8): return NOT_SAME
+    if kind == 'glow': return PUBLISHED['glow_bpd'][0]
+    p = NVAE_PAPER['cifar10']; v = p['nll'] if kind == 'nvae_flows' else p['nll_without_flows']
+    return f"NVAE paper, CIFAR-10 {'with' if kind == 'nvae_flows' else 'without'} posterior flows: {v} bits/dim (K={p['k']}{'' if k == p['k'] else f'; ours K={k}'})"
+
+# %% ../nbs/17_compare.ipynb #b094b9c5
+def _nvae_rows(model, x:Tensor, seconds:float, iw_k:int, title:str, proto:str, pub:str, n_iw:int|None=None)->tuple[list, Tensor]:
+    "An NVAE's negative ELBO and importance-weighted rows, each within its part of `seconds` (the bound on the first `n_iw` images at most); and the bound per image."
+    e = test_bpd(model, x, 0.3*seconds, measure=neg_elbo_bpd)
+    iw = test_bpd(model, x[:n_iw], 0.7*seconds, chunk=16 if x.shape[-1] <= 8 else 4, k=iw_k)
+    return [dict(model=title, protocol=proto, measure=f'negative ELBO (KL in closed form), {len(e)} images', value=e.mean().item(), unit='bits/dim', published=NOT_SAME),
+            dict(model=title, protocol=proto, measure=f'importance-weighted bound, K={iw_k}, {len(iw)} images (negative ELBO of the same images: {fmt(e[:len(iw)].mean().item())})',
+                 value=iw.mean().item(), unit='bits/dim', published=pub)], iw
 
 def measure_likelihoods(learns:dict,  # model name -> its trained Learner
                         x:Tensor,     # test images `[N, C, H, W]` in [0, 1]
                         seconds:float, # time cap
                         iw_k:int=100, # importance samples per image for NVAE's bound
+                        flows=None,   # the NVAE with posterior flows: its trained Learner, or a string that says why it was not trained
+                        desc:dict|None=None, # the data, for each row's protocol: `data` (its name), `n_bits`, `pad`
                        )->tuple[dict, dict, dict]:
-    "Section 1's likelihood rows, section 5's reconstruction errors, and the reconstructed images."
-    glow, nvae = learns['glow'].model, learns['nvae'].model
-    g, e = test_bpd(glow, x, 0.2*seconds), test_bpd(nvae, x, 0.2*seconds, measure=neg_elbo_bpd)
-    iw = test_bpd(nvae, x, 0.5*seconds, chunk=16 if x.shape[-1] <= 8 else 4, k=iw_k)
-    rows = [dict(model='Glow', measure=f'exact, dequantised (an upper bound on the discrete bits/dim), {len(g)} images', value=g.mean().item(),
-                 published='; '.join(PUBLISHED['glow_bpd'])),
-            dict(model='NVAE', measure=f'negative ELBO, {len(e)} images', value=e.mean().item(), published='-'),
-            dict(model='NVAE', measure=f'importance-weighted bound, K={iw_k}, {len(iw)} images (negative ELBO of the same images: {fmt(e[:len(iw)].mean().item())})',
-                 value=iw.mean().item(), published='; '.join(PUBLISHED['nvae_bpd'])),
-            dict(model='NVAE with posterior flows', measure='-', value='not implemented in deepgen.nvae', published=PUBLISHED['nvae_bpd'][0])]
+    "Section 1's likelihood rows, each with its protocol; section 5's reconstruction errors; and the reconstructed images."
+    d = dict(data='test images', n_bits=8, pad=0) | (desc or {})
+    proto = lambda m: data_protocol(d['data'], x.shape[1:], d['n_bits'], d['pad'], m)
+    pub = lambda kind, k=None: _published(kind, d['data'], x.shape[1:], d['n_bits'], k)
+    glow, nvae, fl = learns['glow'].model, learns['nvae'].model, not (flows is None or isinstance(flows, str))
+    fg, fn = (0.14, 0.38) if fl else (0.2, 0.7)   # parts of `seconds`: Glow's, and each NVAE's
+    g = test_bpd(glow, x, fg*seconds)
+    rows = [dict(model='Glow', protocol=proto(glow), measure=f'exact log-likelihood, one dequantisation per image (an upper bound on the discrete bits/dim), {len(g)} images',
+                 value=g.mean().item(), unit='bits/dim', published=pub('glow'))]
+    nv, iw = _nvae_rows(nvae, x, fn*seconds, iw_k, 'NVAE', proto(nvae), pub('nvae', iw_k))
+    rows += nv
+    if fl: rows += _nvae_rows(flows.model, x, fn*seconds, iw_k, 'NVAE with posterior flows', proto(flows.model), pub('nvae_flows', iw_k), n_iw=len(iw))[0]
+    else: rows.append(dict(model='NVAE with posterior flows', protocol='-', measure='-', value=flows or 'not run', unit='', published='- (not measured here)'))
     n, recon, errs = min(len(x), 64), {}, {}
     for k,l in learns.items():
         if hasattr(l.model, 'reconstruct'):
@@ -490,7 +578,7 @@ def write_plots(res:dict,      # what `compare` measured
     return {Path(f).stem: Path(f).name for f in files}
 
 # %% ../nbs/17_compare.ipynb #91bd5a17
-def _check_args(data, budget, pad, threads):
+def _check_args(data, budget, pad, threads, paper_k=None):
     if not isinstance(data, (str, Path)): raise TypeError(f"data must be a dataset name or a path, got {type(data).__name__}.")
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget) or budget <= 0:
         raise ValueError(f"budget must be a positive number of seconds (e.g. 180), got {budget!r}.")
@@ -499,6 +587,8 @@ def _check_args(data, budget, pad, threads):
     if not (isinstance(pad, int) and pad >= 0): raise ValueError(f"pad must be a non-negative integer, got {pad!r}.")
     if threads is not None and not (isinstance(threads, int) and threads >= 0):
         raise ValueError(f"threads must be a non-negative integer (0 or None: torch's own number), got {threads!r}.")
+    if paper_k is not None and not (isinstance(paper_k, int) and paper_k >= 1):
+        raise ValueError(f"paper_k must be a positive number of importance samples (the paper: 1000), got {paper_k!r}.")
 
 def _jsonable(o):
     "`o` with tensors, NumPy numbers and paths turned into JSON values, and NaN into `None`."
@@ -510,13 +600,50 @@ def _jsonable(o):
     if isinstance(o, Path): return str(o)
     return o
 
+# %% ../nbs/17_compare.ipynb #c614759f
+def flows_note(flows:bool|None, # `compare`'s `flows`: `None` to decide by the budget
+               budget:float,    # `compare`'s budget in seconds
+              )->str|None:
+    "Why `compare` does not train the NVAE with posterior flows, and how to have it; `None` when it does."
+    if flows or (flows is None and budget >= FLOWS_BUDGET): return None
+    how = f"`compare(..., flows=True)` (`deepgen compare --flows`) trains it for as long as the NVAE without flows"
+    return f"skipped (flows=False, `--no-flows`): {how}" if flows is False else f"skipped: the budget ({budget:.0f} s) is under {FLOWS_BUDGET:.0f} s; {how}"
+
+PROTOCOL_SKIP = "skipped: the paper's MNIST protocol needs MNIST padded to 32x32 (`compare('mnist', pad=2)`, `deepgen compare --data mnist --pad 2`)"
+
+def protocol_row(r:dict, # what `nvae_protocol` measured, or `dict(skipped=why)`
+                )->dict:
+    "Section 1's row of the paper's MNIST protocol: the figure in nats beside the paper's, or why it was not measured."
+    p, k = NVAE_PAPER['mnist'], r.get('k'); proto = f"{p['data']}; the 784 pixels of the 28x28 centre"
+    if 'skipped' in r: return dict(model="NVAE, paper protocol (binarised 28x28 MNIST, Bernoulli)", protocol=proto, measure='-', value=r['skipped'], unit='', published='- (not measured here)')
+    n = f"{r['n_images']:,} image{'s' if r['n_images'] != 1 else ''}"
+    se = f" (standard error {fmt(r['se'])})" if r['se'] is not None and math.isfinite(r['se']) else ' (one image: no standard error)'
+    return dict(model=f"NVAE, paper protocol (binarised 28x28 MNIST, Bernoulli, K={k}, {n}, trained {r['train_seconds']:.0f} s)", protocol=proto,
+                measure=f"importance-weighted bound, K={k}, {n}{se}; the small configuration, {fmt(r['params'])} parameters, {r['train_steps']:,} steps",
+                value=r['nll'], unit='nats', published=f"NVAE paper: {p['nll']} nats (K={p['k']}{'' if k == p['k'] else f'; ours K={k}'})")
+
+def _extra_models(st, ph:Phases, res:dict, logs:dict, seed:int, paper_k:int|None)->object:
+    "Train the flows NVAE and measure the paper's protocol when their phases are in `ph`; the flows Learner, or why there is none."
+    S = res['sections']
+    if 'nvae_flows' in ph.shares:
+        with ph('nvae_flows'): fl, log = nvae_variant(st.dls, min(ph.remaining(), logs['nvae'].seconds), seed, n_flows=FLOWS)
+        S['flows'] = dict(n_flows=FLOWS, params=n_params(fl.model), train_seconds=log.seconds, train_steps=len(log.rows))
+    else: fl = S['flows'] = dict(skipped=res['flows_note'])
+    if 'nvae_protocol' in ph.shares:
+        with ph('nvae_protocol') as sec: S['nvae_protocol'] = nvae_protocol(st.dls, st.x_test, sec, k=paper_k, seed=seed)
+    else: S['nvae_protocol'] = dict(skipped=PROTOCOL_SKIP)
+    return fl if 'skipped' not in S['flows'] else S['flows']['skipped']
+
 # %% ../nbs/17_compare.ipynb #bc42ac0f
-def _measure(st, learns:dict, res:dict, ph:Phases, seed:int, quick:bool, papers:bool)->dict:
-    "Run the measuring phases on the trained `learns`, filling `res`; the images the plots need."
+def _measure(st, learns:dict, res:dict, ph:Phases, seed:int, quick:bool, papers:bool, flows=None)->dict:
+    "Run the measuring phases on the trained `learns` (and `flows`, the NVAE with posterior flows or why there is none), filling `res`; the images the plots need."
     S, m = res['sections'], res['models']
     with ph('sweep') as sec: sw = kl_sweep(st.dls, st.x_test, sec, cfg=res['configs']['nvae'])
     S['kl_sweep'] = dict(sw, seconds_each=sec/len(sw['runs']))
-    with ph('likelihood') as sec: S['likelihood'], S['reconstruction'], recon = measure_likelihoods(learns, st.x_test, sec, iw_k=20 if quick else 100)
+    with ph('likelihood') as sec:
+        S['likelihood'], S['reconstruction'], recon = measure_likelihoods(learns, st.x_test, sec, iw_k=20 if quick else 100, flows=flows,
+                                                                          desc=dict(data=res['data'], n_bits=res['n_bits'], pad=res['pad']))
+    S['likelihood']['rows'].append(protocol_row(S['nvae_protocol']))
     for k,v in S['likelihood']['test_bpd'].items(): m[k]['test_bpd'] = v
     for k,v in S['reconstruction']['rows'].items(): m[k]['recon_mse'] = v['mse']
     with ph('fid') as sec: S['fid'], samples = sample_quality(learns, st.x_test, st.x_valid, st.fx, 0.6*sec, 500 if quick else 2000, 50 if quick else 100)
@@ -541,22 +668,27 @@ def compare(data:str|Path='digits',  # dataset name (digits, mnist, ...) or path
             quick:bool=False,          # fewer samples, importance samples and KID subsets
             papers:bool=False,         # also time a few training steps of the papers' full-size configurations
             threads:int|None=1,        # CPU threads for torch while it runs (0 or `None`: torch's own number)
+            flows:bool|None=None,      # also train and measure an NVAE with posterior flows (`None`: when `budget >= FLOWS_BUDGET`)
+            paper_k:int|None=None,     # importance samples per image of the paper's MNIST protocol (`None`: the paper's 1000; `quick`: 100)
            )->dict:
-    "Train Glow, NVAE and StyleGAN2 on `data` within `budget` seconds and write the essay's eight comparisons to `out`."
-    _check_args(data, budget, pad, threads)
+    "Train Glow, NVAE and StyleGAN2 on `data` within `budget` seconds (and NVAE with posterior flows, and by the paper's MNIST protocol, when asked or when they fit) and write the essay's eight comparisons to `out`."
+    _check_args(data, budget, pad, threads, paper_k)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     with num_threads(threads):
-        load, ph = [_loadavg()], Phases(float(budget), SHARES | (dict(paper=PAPER_SHARE) if papers else {}))
+        load, ph = [_loadavg()], Phases(float(budget), phase_shares(papers=papers))
         st = setup(data, path, pad)
+        C,H,W = st.dls.img_shape
+        note, proto = flows_note(flows, budget), is_paper_mnist(data, (C, H, W), pad)
+        ph.shares = phase_shares(note is None, proto, papers)   # the optional phases, now that the data's size is known
         ph.start()
         learns, logs = train_models(st.dls, ph, seed)
-        C,H,W = st.dls.img_shape
-        res = dict(data=str(data), img_shape=[C, H, W], n_bits=st.dls.n_bits, budget_s=float(budget), quick=quick, papers=papers, seed=seed, bs=st.bs,
+        res = dict(data=str(data), img_shape=[C, H, W], n_bits=st.dls.n_bits, budget_s=float(budget), quick=quick, papers=papers, seed=seed, bs=st.bs, pad=pad, flows_note=note,
                    n_train=len(st.dls.train.dataset), n_valid=len(st.dls.valid.dataset), n_test=len(st.x_test), device=st.device_name,
                    threads=torch.get_num_threads(), configs=small_configs(st.dls.img_shape), shares=ph.shares,
                    features=st.fx.name, features_short=st.fx.name.split(' (')[0], scale=f"{data} {C}x{H}x{W}, {budget:.0f} s budget on {st.device_name}",
                    models=model_rows(learns, logs), sections={}, phases=dict(caps=ph.caps, used=ph.used))
-        imgs = _measure(st, learns, res, ph, seed, quick, papers)
+        fl = _extra_models(st, ph, res, logs, seed, paper_k or (100 if quick else None))
+        imgs = _measure(st, learns, res, ph, seed, quick, papers, fl)
         res['files'] = write_plots(res, out, logs, imgs['samples'], st.x_test, imgs['recon'], imgs['att'])
         res['files'].update(report='report.md', results='results.json')
         res['load'] = load + [_loadavg()]
@@ -581,14 +713,17 @@ def add_compare_parser(sub, # the subparsers of the `deepgen` parser (`parser.ad
     p.add_argument('--pad', type=int, default=0, help='zero pixels added on each side (MNIST: 2, for 32x32)')
     p.add_argument('--seed', type=int, default=0, help='random seed')
     p.add_argument('--quick', action='store_true', help='fewer samples, importance samples and KID subsets')
-    p.add_argument('--papers', action='store_true', help="also time a training step of the papers' full-size configurations (8%% of the budget)")
+    p.add_argument('--papers', action='store_true', help="also time a training step of the papers' full-size configurations (about 7%% of the budget)")
+    p.add_argument('--flows', action=argparse.BooleanOptionalAction, default=None,
+                   help=f"also train an NVAE with {FLOWS} posterior flow cells per group, for as long as the NVAE without them (default: when --budget >= {FLOWS_BUDGET:.0f})")
+    p.add_argument('--paper-k', type=int, default=None, help="importance samples per image of the NVAE paper's MNIST protocol, run with --data mnist --pad 2 (default: the paper's 1000; 100 with --quick)")
     p.add_argument('--threads', type=int, default=1, help="CPU threads for torch (default: 1, which suits the small models on a CPU; 0: torch's own number)")
     return p
 
 def compare_cli(args:argparse.Namespace, # arguments parsed by the `compare` subcommand
                )->dict:
     "Run `deepgen compare` with parsed `args`; return a short summary (the full results are in OUT/results.json)."
-    r = compare(args.data, args.budget, args.out, args.path, args.pad, args.seed, args.quick, args.papers, args.threads)
+    r = compare(args.data, args.budget, args.out, args.path, args.pad, args.seed, args.quick, args.papers, args.threads, args.flows, args.paper_k)
     return dict(report=str(Path(args.out)/r['files']['report']), results=str(Path(args.out)/r['files']['results']), budget_s=r['budget_s'],
                 budget_used_s=round(r['budget_used_s'], 1),
                 summary={k: {kk: v.get(kk) for kk in ('params', 'train_seconds', 'test_bpd', 'img_per_sec', 'fid')} for k,v in r['models'].items()})

@@ -33,3 +33,35 @@ def test_no_machine_path(report):
     for f in ('report.md', 'results.json'):
         text = (report/f).read_text()
         for p in (str(report), str(Path.home()), '/tmp/'): assert p not in text, (f, p)
+
+def _likelihood_rows(report):
+    "Section 1's table as dicts of its cells, keyed by the header; and the results' rows."
+    md = (report/'report.md').read_text()
+    sec = md.split('## 1.')[1].split('\n## ')[0]
+    head, _, *rows = md_tables(sec)[0]
+    return [dict(zip(head, r)) for r in rows], json.loads((report/'results.json').read_text())['sections']['likelihood']['rows']
+
+def test_likelihood_rows_carry_their_protocol(report):
+    rows, res = _likelihood_rows(report)
+    proto, est = [k for k in rows[0] if k.startswith('protocol')][0], [k for k in rows[0] if k.startswith('estimator')][0]
+    pub = [k for k in rows[0] if k.startswith('published')][0]
+    measured = [r for r in rows if r['model'] in ('Glow', 'NVAE')]
+    assert {r['model'] for r in measured} == {'Glow', 'NVAE'}, rows
+    for r in measured:   # the data, its bits, the pixels scored, the likelihood; the estimator and the number of images
+        assert 'digits' in r[proto] and '8-bit' in r[proto] and 'sub-pixels' in r[proto], r
+        assert ('dequantised' if r['model'] == 'Glow' else 'logistic') in r[proto], r
+        assert re.search(r'\d+ images', r[est]) and re.search(r'exact|ELBO|importance-weighted bound, K=\d+', r[est]), r
+        assert 'bits/dim' in r[[k for k in r if k.startswith('ours')][0]], r
+        assert 'paper' not in r[pub].split('(')[0], r   # no paper measured the digits: none is quoted beside them
+    assert len(res) == len(rows) and all(x['protocol'] for x in res)
+
+def test_flows_and_paper_protocol_rows(report):
+    rows, _ = _likelihood_rows(report)
+    ours = [k for k in rows[0] if k.startswith('ours')][0]
+    fl = [r for r in rows if r['model'].startswith('NVAE with posterior flows')]
+    assert fl, rows
+    for r in fl:   # a figure, or why there is none and how to have one
+        assert re.match(r'[\d.]+ bits/dim$', r[ours]) or (r[ours].startswith('skipped') and '--flows' in r[ours]), r
+    pp = [r for r in rows if r['model'].startswith('NVAE, paper protocol')]
+    assert len(pp) == 1 and 'binarised' in pp[0]['model'] and 'Bernoulli' in pp[0]['model'], rows
+    assert pp[0][ours].startswith('skipped') and '--data mnist --pad 2' in pp[0][ours], pp   # the digits are not MNIST

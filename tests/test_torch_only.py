@@ -35,12 +35,13 @@ SCRIPT = textwrap.dedent('''
     loss = g(x).mean(); loss.backward(); opt.step()
     out['glow'] = dict(loss=loss.item(), moved=moved(g, before))
 
-    from deepgen.nvae import nvae_preset, NVAELoss              # NVAE: its loss, the negative ELBO in bits/dim
+    from deepgen.nvae import nvae_preset, NVAELoss              # NVAE: the Learner's full step, the negative ELBO in bits/dim with
     v = nvae_preset('mnist', img_shape=(1, 8, 8), nf=8, n_latent=8, groups=(2, 2), n_pre=1, n_pre_cells=2, n_post=1, n_post_cells=2,
-                    n_enc_cells=1, n_dec_cells=1, likelihood='logistic')
+                    n_enc_cells=1, n_dec_cells=1, likelihood='logistic')   # the KL warm-up and balancing (KLWarmup) and the spectral term (SpectralReg)
     before, opt = {k: t.clone() for k, t in v.state_dict().items()}, torch.optim.Adamax(v.parameters(), 1e-3)
-    loss = NVAELoss(v.n_dims, v.kl_alpha)(v(x)); loss.backward(); opt.step()
-    out['nvae'] = dict(loss=loss.item(), moved=moved(v, before))
+    lf = NVAELoss(v.n_dims, v.kl_alpha); lf.warm_up(0.1)        # a tenth into training: KL weight 1/3, balanced
+    loss = lf(v(x)); sr = lf.spectral(v, 1e-2); (loss + sr).backward(); opt.step()
+    out['nvae'] = dict(loss=loss.item(), moved=moved(v, before), kl_coeff=lf.kl_coeff, balance=lf.balance, spectral=sr.item())
 
     from deepgen.stylegan2 import stylegan2_preset              # StyleGAN2: the plain-PyTorch D/G step the Learner runs
     from deepgen.stylegan2_loss import StyleGAN2Step, R1, PathLength
@@ -63,6 +64,9 @@ def test_models_without_fastai():
         assert o['moved'], f'{name}: the step changed no weight'
         assert o['loss'] == o['loss'] and abs(o['loss']) < 1e6, f"{name}: loss {o['loss']}"
     assert 'D' in out['stylegan2']['phases'] and 'G' in out['stylegan2']['phases']
+    n = out['nvae']
+    assert 0 < n['kl_coeff'] < 1 and n['balance'], n                      # the KL warm-up and balancing were on
+    assert n['spectral'] > 0 and n['spectral'] == n['spectral'], n        # and the spectral regulariser was in the loss
 
 def test_the_refusal_works():
     "The same finder makes `import fastai` fail as on a machine without it (so the test above can fail)."
