@@ -292,7 +292,7 @@ class Throughput(_EpochEndCallback):
 
 # %% ../nbs/02_train.ipynb #c86b67c6
 class TimeBudget(Callback):
-    "Make `pct_train` the fraction of `seconds` spent, and stop the fit when they are spent (after at least `min_steps` steps)."
+    "Make `pct_train` the fraction of `seconds` spent (of `min_steps` done, where that is less), and stop the fit when both are spent."
     order = -9  # after fastai's TrainEvalCallback, before the KL warm-up and the schedulers
     def __init__(self,
                  seconds:float,     # wall-clock seconds for the whole fit
@@ -305,7 +305,7 @@ class TimeBudget(Callback):
         if not self.training: return
         f = self.elapsed / self.seconds if self.seconds > 0 else 1.   # no time left: the `min_steps` only
         if f >= 1 and self.steps >= self.min_steps: raise CancelFitException()
-        self.learn.pct_train = min(f, 1.)
+        self.learn.pct_train = min(f, self.steps/self.min_steps, 1.)   # a slow machine still runs the schedule over `min_steps` steps
         self.steps += 1
 
 # %% ../nbs/02_train.ipynb #b056eaa3
