@@ -9,7 +9,7 @@ step with and without gradient checkpointing, and the importance-weighted test N
 The speed options shared by every benchmark (--amp, --channels-last/--no-channels-last, --compile, --fused; see
 benchmarks/_speed.py; --precision is the old name of --amp) apply to every Learner here; the JSON also gives the FLOPs of
 one training step and, on CUDA, the fraction of the GPU's peak it achieves. `--speed` times the training step alone on
-random images, at the `bench` preset (`--config design`) or the paper's CIFAR-10 model (`--config paper`). The Learner
+random images, at the `bench` preset (`--config small`) or the paper's CIFAR-10 model (`--config paper`). The Learner
 (`--path learner`, with fastai) and the plain PyTorch loop (`--path plain`, torch alone) train with the same loss and
 regulariser, `deepgen.nvae.NVAELoss` and the model's `SpectralPenalty`:
 
@@ -29,7 +29,7 @@ import torch
 PRESET = 'bench'
 BS = 16
 CONFIGS = dict(
-    design=dict(preset='bench', shape=(1, 32, 32), bs=16, gpu_steps=100,
+    small=dict(preset='bench', shape=(1, 32, 32), bs=16, gpu_steps=100,
                 desc='the bench preset: 2 scales x 2 groups, 16 channels (about 1.9M parameters), Bernoulli likelihood; 1x32x32, batch 16'),
     paper=dict(preset='cifar10', shape=(3, 32, 32), bs=32, gpu_steps=30,
                desc="the paper's CIFAR-10 model: 30 groups of 20 latents at 16x16, 128 channels, 2 cells per group, "
@@ -91,7 +91,7 @@ def make_learner(dls, args, notes=None, **kw):
     learn = nvae_learner(dls, preset=PRESET, channels_last=args.opts.channels_last, n_flows=args.n_flows, cbs=[_callbacks()[0]()], **kw)
     return S.apply_options(learn, args.opts, notes)  # the whole model compiled: its step is one forward pass
 
-def plain_step(opts, device, bs, cfg=CONFIGS['design']):
+def plain_step(opts, device, bs, cfg=CONFIGS['small']):
     """NVAE's training step in a plain PyTorch loop, with the loss and regulariser `nvae_learner` calls: the negative ELBO
     in bits/dim half-way through the KL warm-up (with KL balancing), the spectral term (lambda 1e-2), and Adamax with
     NVAE's values (lr 1e-2, eps 1e-3, wd 3e-4)."""
