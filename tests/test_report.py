@@ -65,3 +65,10 @@ def test_flows_and_paper_protocol_rows(report):
     pp = [r for r in rows if r['model'].startswith('NVAE, paper protocol')]
     assert len(pp) == 1 and 'binarised' in pp[0]['model'] and 'Bernoulli' in pp[0]['model'], rows
     assert pp[0][ours].startswith('skipped') and '--data mnist --pad 2' in pp[0][ours], pp   # the digits are not MNIST
+
+def test_sections_and_budget(report):
+    "The README's main job on a small budget: `deepgen compare` on the digits writes the eight comparisons and the JSON, and says what it used."
+    res = json.loads((report/'results.json').read_text())
+    assert res['budget_s'] == 30 and res['budget_used_s'] > 0   # (how closely small budgets are kept is measured, not asserted: it depends on the machine's load)
+    md = (report/'report.md').read_text()
+    for i in range(1, 9): assert re.search(rf'^## {i}\. ', md, re.M), f'section {i} missing'
