@@ -248,7 +248,6 @@ def test_16_bit_png_keeps_its_values(tmp_path):
     assert torch.allclose(xb[0, 0].cpu(), torch.from_numpy(np.round(v / 65535 * 255) / 255).float(), atol=1e-6)
 
 @pytest.mark.parametrize('name', ['glow', 'nvae'])
-@pytest.mark.xfail(reason="the model's own input check (Glow: check_images fails on fastai's TensorImage and sees only the first batch; NVAE: none) is its owner's", strict=False)
 def test_images_outside_0_1_are_rejected(name):
     "8. Pixels outside [0, 1], or NaN, stop Glow's and NVAE's training with a message that says so."
     from fastai.data.core import DataLoaders
