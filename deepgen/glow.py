@@ -395,7 +395,7 @@ def manipulate(model:Glow,           # a trained Glow
 
 # %% ../nbs/05_glow.ipynb #7ed00041
 GLOW_PRESETS = {
-    'mnist':     dict(in_ch=1, n_levels=3, n_steps=8,  hidden=128, affine=True,  lu=True, n_bits=8, img_size=32),
+    'mnist':     dict(in_ch=1, n_levels=3, n_steps=8,  hidden=128, affine=True,  lu=True, n_bits=8, img_size=32, s_min=0.2),
     'cifar10':   dict(in_ch=3, n_levels=3, n_steps=32, hidden=512, affine=True,  lu=True, n_bits=8, img_size=32),
     'celeba256': dict(in_ch=3, n_levels=6, n_steps=32, hidden=512, affine=False, lu=True, n_bits=5, img_size=256),
 }
