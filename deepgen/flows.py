@@ -15,8 +15,8 @@ from fastcore.test import test_eq, test_close
 from .core import all_mean
 
 # %% auto #0
-__all__ = ['jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling', 'Squeeze',
-           'FlowStep']
+__all__ = ['COUPLING_NETS', 'jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvConv2d', 'edge_pad', 'EdgeConv2d',
+           'HiddenActNorm', 'ZeroConv2d', 'AffineCoupling', 'Squeeze', 'FlowStep']
 
 # %% ../nbs/04_flows.ipynb #e11fcf04
 def _at_least_f32(t:Tensor)->Tensor:
@@ -150,6 +150,32 @@ class InvConv2d(nn.Module):
             w_inv = torch.linalg.inv(self.get_weight().double()).to(_at_least_f32(y).dtype)
             return F.conv2d(_at_least_f32(y), w_inv.view(self.nc, self.nc, 1, 1))
 
+# %% ../nbs/04_flows.ipynb #d5c4e2e4
+def edge_pad(x:Tensor, # a batch `[B, C, H, W]`
+             p:int,    # pixels of padding on each side
+            )->Tensor:
+    "`x` zero-padded by `p` on each side, with one more channel that is 1 in the padding and 0 inside: `[B, C+1, H+2p, W+2p]`."
+    b,_,h,w = x.shape
+    e = F.pad(x.new_zeros(1, 1, h, w), [p]*4, value=1.).expand(b, -1, -1, -1)
+    return torch.cat([F.pad(x, [p]*4), e], 1)
+
+class EdgeConv2d(nn.Conv2d):
+    "A `ks x ks` convolution of `edge_pad(x)`: zero padding plus an input channel that marks it (the official code's `edge_bias`)."
+    def __init__(self,
+                 ni:int,          # input channels (the border channel comes on top)
+                 nf:int,          # output channels
+                 ks:int=3,        # kernel size (odd)
+                 bias:bool=True,  # learn a bias (`False` when an ActNorm follows)
+                ):
+        super().__init__(ni+1, nf, ks, bias=bias)
+
+    def forward(self, x:Tensor)->Tensor: return super().forward(edge_pad(x, self.kernel_size[0]//2))
+
+# %% ../nbs/04_flows.ipynb #5763efdd
+class HiddenActNorm(ActNorm):
+    "`ActNorm` after a hidden convolution of a coupling network (the official code's `conv2d` with `do_actnorm`): returns the activations alone."
+    def forward(self, x:Tensor)->Tensor: return super().forward(x)[0]
+
 # %% ../nbs/04_flows.ipynb #1e793e59
 class ZeroConv2d(nn.Module):
     "Glow's zero-initialised convolution whose output is scaled by `exp(logscale_factor * logs)` per channel."
@@ -158,40 +184,60 @@ class ZeroConv2d(nn.Module):
                  nf:int,                   # output channels
                  ks:int=3,                 # kernel size
                  logscale_factor:float=3., # multiplies the learned log-scale
+                 edge:bool=False,          # pad with `edge_pad` (an extra input channel marks the border), as the official code does
                 ):
         super().__init__()
         store_attr()
-        self.weight = nn.Parameter(torch.zeros(nf, ni, ks, ks))
+        self.weight = nn.Parameter(torch.zeros(nf, ni + int(edge), ks, ks))
         self.bias = nn.Parameter(torch.zeros(nf))
         self.logs = nn.Parameter(torch.zeros(nf))
 
     def forward(self, x:Tensor)->Tensor:
         s = (self.logs * self.logscale_factor).exp()
-        return F.conv2d(x, self.weight * s.view(-1, 1, 1, 1), self.bias * s, padding=self.ks//2)
+        p = self.ks//2
+        if self.edge: x,p = edge_pad(x, p),0
+        return F.conv2d(x, self.weight * s.view(-1, 1, 1, 1), self.bias * s, padding=p)
 
 # %% ../nbs/04_flows.ipynb #16660d15
+COUPLING_NETS = ('official', 'plain')
+
 class AffineCoupling(nn.Module):
     "Coupling layer: the first half of the channels conditions an affine (`sigmoid(h+2)` scale) or additive map of the second."
     def __init__(self,
-                 nc:int,            # channels (at least 2)
-                 hidden:int=512,    # width of the conditioning network
-                 affine:bool=True,  # affine coupling; `False` for additive
+                 nc:int,             # channels (at least 2)
+                 hidden:int=512,     # width of the conditioning network
+                 affine:bool=True,   # affine coupling; `False` for additive
+                 net:str='official', # 'official': ActNorm after the hidden convolutions and edge-aware padding; 'plain': neither
+                 s_min:float=0.,     # lower bound of the scale s (0: the paper's sigmoid(h+2))
                 ):
         super().__init__()
         if nc < 2: raise ValueError(f"A coupling layer needs at least 2 channels to split, got nc={nc}: squeeze the input first.")
+        if net not in COUPLING_NETS: raise ValueError(f"Unknown coupling network {net!r}: choose one of {COUPLING_NETS}.")
+        if not 0 <= s_min < 1: raise ValueError(f"s_min bounds the scale sigmoid(h+2) in (0, 1) from below, so it must be in [0, 1); got {s_min}.")
         store_attr()
         self.na = nc // 2; self.nb = nc - self.na
-        self.net = nn.Sequential(
+        nout = 2*self.nb if affine else self.nb
+        if net == 'plain': self.net = nn.Sequential(
             nn.Conv2d(self.na, hidden, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True),
-            ZeroConv2d(hidden, 2*self.nb if affine else self.nb))
+            ZeroConv2d(hidden, nout))
+        else: self.net = nn.Sequential(
+            EdgeConv2d(self.na, hidden, 3, bias=False), HiddenActNorm(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 1, bias=False), HiddenActNorm(hidden), nn.ReLU(inplace=True),
+            ZeroConv2d(hidden, nout, edge=True))
+
+    def _log_scale(self, h:Tensor)->Tensor:
+        "log s for the network's output `h`: `log sigmoid(h+2)`, or with the floor `s_min`."
+        ls = F.logsigmoid(h + 2.)
+        if not self.s_min: return ls
+        return torch.logaddexp(ls.new_tensor(math.log(self.s_min)), math.log1p(-self.s_min) + ls)
 
     def _shift_scale(self, xa:Tensor):
         "Shift `t` and log-scale `log s` (in float32) computed from `xa`."
         h = _at_least_f32(self.net(xa))
         if not self.affine: return h, None
         t,s = h.chunk(2, 1)
-        return t, F.logsigmoid(s + 2.)
+        return t, self._log_scale(s)
 
     def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
         xa,xb = x.split([self.na, self.nb], 1)
@@ -223,13 +269,15 @@ class Squeeze(nn.Module):
 class FlowStep(nn.Module):
     "One step of flow: `ActNorm` -> `InvConv2d` -> `AffineCoupling`; logdets add up."
     def __init__(self,
-                 nc:int,            # channels
-                 hidden:int=512,    # width of the coupling network
-                 affine:bool=True,  # affine coupling; `False` for additive
-                 lu:bool=True,      # LU-decomposed 1x1 convolution
+                 nc:int,             # channels
+                 hidden:int=512,     # width of the coupling network
+                 affine:bool=True,   # affine coupling; `False` for additive
+                 lu:bool=True,       # LU-decomposed 1x1 convolution
+                 net:str='official', # the coupling network: 'official' or 'plain' (see `AffineCoupling`)
+                 s_min:float=0.,     # lower bound of the coupling's scale
                 ):
         super().__init__()
-        self.actnorm,self.invconv,self.coupling = ActNorm(nc),InvConv2d(nc, lu),AffineCoupling(nc, hidden, affine)
+        self.actnorm,self.invconv,self.coupling = ActNorm(nc),InvConv2d(nc, lu),AffineCoupling(nc, hidden, affine, net, s_min)
 
     def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
         x,ld1 = self.actnorm(x)

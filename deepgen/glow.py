@@ -16,7 +16,7 @@ from .core import batch_rand_like
 from .flows import ActNorm, InvConv2d, ZeroConv2d, AffineCoupling, Squeeze, FlowStep, _at_least_f32
 
 # %% auto #0
-__all__ = ['GLOW_PRESETS', 'gaussian_log_prob', 'SplitPrior', 'TopPrior', 'Glow', 'bpd', 'latent_interpolation',
+__all__ = ['GLOW_ARCHS', 'GLOW_PRESETS', 'gaussian_log_prob', 'SplitPrior', 'TopPrior', 'Glow', 'bpd', 'latent_interpolation',
            'class_direction', 'manipulate', 'glow_preset', 'ActNorm', 'InvConv2d', 'ZeroConv2d', 'AffineCoupling',
            'Squeeze', 'FlowStep']
 
@@ -42,10 +42,11 @@ class SplitPrior(nn.Module):
                  nc_keep:int,      # channels of the kept half
                  nc_z:int,         # channels of the split-off latent
                  learn:bool=True,  # learn the prior; `False` for a standard normal
+                 edge:bool=True,   # the convolution sees the border (`edge_pad`), as in the official code
                 ):
         super().__init__()
         store_attr()
-        self.conv = ZeroConv2d(nc_keep, 2*nc_z) if learn else None
+        self.conv = ZeroConv2d(nc_keep, 2*nc_z, edge=edge) if learn else None
 
     def forward(self, h:Tensor)->tuple[Tensor,Tensor]:
         if self.conv is None:
@@ -55,21 +56,30 @@ class SplitPrior(nn.Module):
 
 # %% ../nbs/05_glow.ipynb #d748d73c
 class TopPrior(nn.Module):
-    "Learned per-channel Gaussian prior of the top latent, optionally shifted per class."
+    "Learned Gaussian prior of the top latent (per channel, or from a zero conv that sees the border), optionally shifted per class."
     def __init__(self,
                  nc:int,                    # channels of the top latent
                  learn:bool=True,           # learn the mean and log-std; `False` for a standard normal
                  n_classes:int|None=None,   # classes of a class-conditional model
+                 conv:bool=True,            # the official code's zero conv of an all-zero input with a border channel; `False`: one value per channel
                 ):
         super().__init__()
         store_attr()
-        if learn: self.h = nn.Parameter(torch.zeros(1, 2*nc, 1, 1))
-        else: self.register_buffer('h', torch.zeros(1, 2*nc, 1, 1))  # a fixed standard normal
+        self.conv = ZeroConv2d(2*nc, 2*nc, edge=True) if learn and conv else None
+        if self.conv is None:
+            if learn: self.h = nn.Parameter(torch.zeros(1, 2*nc, 1, 1))
+            else: self.register_buffer('h', torch.zeros(1, 2*nc, 1, 1))  # a fixed standard normal
         self.emb = nn.Embedding(n_classes, 2*nc) if n_classes else None
         if self.emb is not None: nn.init.zeros_(self.emb.weight)
 
-    def forward(self, y:Tensor|None=None)->tuple[Tensor,Tensor]:
-        h = _at_least_f32(self.h)
+    def forward(self,
+                y:Tensor|None=None,   # labels `[B]` of a class-conditional model
+                hw:tuple|None=None,   # (h, w) of the top latent (needed with `conv`)
+               )->tuple[Tensor,Tensor]:
+        if self.conv is None: h = _at_least_f32(self.h)
+        else:
+            w = self.conv.weight
+            h = _at_least_f32(self.conv(w.new_zeros(1, 2*self.nc, *hw)))
         if self.emb is not None:
             if y is None: raise ValueError(f"This Glow is class-conditional (n_classes={self.n_classes}): pass the labels y, "
                                            "e.g. from image_dls(..., labels=True).")
@@ -77,6 +87,8 @@ class TopPrior(nn.Module):
         return h.chunk(2, 1)
 
 # %% ../nbs/05_glow.ipynb #f4d4cec2
+GLOW_ARCHS = ('official', 'plain')
+
 class Glow(nn.Module):
     "Multi-scale Glow: `forward(images)` returns bits/dim per image; `encode`, `decode`, `log_prob`, `sample`."
     def __init__(self,
@@ -91,23 +103,27 @@ class Glow(nn.Module):
                  n_bits:int=8,              # bit depth of the images modelled
                  img_size:int|tuple|None=None, # (H, W) used by `sample`; recorded from the first batch when `None`
                  checkpointing:bool=False,  # gradient checkpointing per step of flow
+                 arch:str='official',       # 'official': the official code's coupling network, border-aware convolutions and top prior; 'plain': deepgen's earlier ones
+                 s_min:float=0.,            # lower bound of every coupling's scale (0: the paper's sigmoid(h+2)); see `AffineCoupling`
                 ):
         super().__init__()
         if in_ch < 1 or n_levels < 1 or n_steps < 1: raise ValueError(f"in_ch, n_levels and n_steps must be positive, got {in_ch}, {n_levels}, {n_steps}.")
         if not (isinstance(n_bits, int) and 1 <= n_bits <= 8): raise ValueError(f"n_bits must be an integer from 1 to 8, got {n_bits!r}.")
-        store_attr('in_ch,n_levels,n_steps,hidden,affine,lu,learn_prior,n_classes,n_bits,checkpointing')
+        if arch not in GLOW_ARCHS: raise ValueError(f"Unknown Glow arch {arch!r}: choose one of {GLOW_ARCHS}.")
+        store_attr('in_ch,n_levels,n_steps,hidden,affine,lu,learn_prior,n_classes,n_bits,checkpointing,arch,s_min')
+        off = arch == 'official'
         self.squeeze = Squeeze()
         self.levels,self.priors,self.split_ch = nn.ModuleList(),nn.ModuleList(),[]
         c = in_ch
         for i in range(n_levels):
             c *= 4
-            self.levels.append(nn.ModuleList(FlowStep(c, hidden, affine, lu) for _ in range(n_steps)))
+            self.levels.append(nn.ModuleList(FlowStep(c, hidden, affine, lu, arch, s_min) for _ in range(n_steps)))
             if i < n_levels-1:
                 self.split_ch.append((c//2, c - c//2))
-                self.priors.append(SplitPrior(c//2, c - c//2, learn_prior))
+                self.priors.append(SplitPrior(c//2, c - c//2, learn_prior, edge=off))
                 c = c//2
         self.top_ch = c
-        self.top = TopPrior(c, learn_prior, n_classes)
+        self.top = TopPrior(c, learn_prior, n_classes, conv=off)
         if isinstance(img_size, int): img_size = (img_size, img_size)
         self.register_buffer('img_hw', torch.tensor(img_size or (0, 0), dtype=torch.long))
         self._hw = tuple(img_size) if img_size else None
@@ -119,6 +135,19 @@ class Glow(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         hw = tuple(self.img_hw.tolist())
         self._hw = hw if all(hw) else None
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        "`nn.Module.load_state_dict`, with a clear error when `state_dict` is from the other `arch`."
+        got = _arch_of(state_dict)
+        if got and got != self.arch:
+            raise ValueError(f"These weights are from a Glow with arch={got!r} but this Glow has arch={self.arch!r}: "
+                             f"build it with Glow(..., arch={got!r}) (Glow.from_config of the model's config does so).")
+        return super().load_state_dict(state_dict, *args, **kwargs)
+
+def _arch_of(sd:dict)->str|None:
+    "The `arch` whose coupling networks wrote the state dict `sd` (ActNorm at `net.1` is 'official'), or `None` if it has none."
+    if any('.coupling.net.1.' in k for k in sd): return 'official'
+    return 'plain' if any('.coupling.net.' in k for k in sd) else None
 
 # %% ../nbs/05_glow.ipynb #9be7ad76
 def _plain(t):
@@ -172,7 +201,7 @@ def _encode(self:Glow, x:Tensor, y:Tensor|None=None):
             x,z = x.split(self.split_ch[i], 1)
             logpz = logpz + gaussian_log_prob(z, *self.priors[i](x))
             zs.append(z)
-    logpz = logpz + gaussian_log_prob(x, *self.top(y))
+    logpz = logpz + gaussian_log_prob(x, *self.top(y, x.shape[2:]))
     zs.append(x)
     return zs,logdet,logpz
 
@@ -212,7 +241,7 @@ def _reverse(self:Glow, zs:list|None, temp:float=1., y:Tensor|None=None, n:int=1
     if x is None:
         h,w = hw; s = 2**L
         dev = self.img_hw.device
-        mean,logs = self.top(y)
+        mean,logs = self.top(y, (h//s, w//s))
         x = mean + temp * logs.exp() * torch.randn(n, self.top_ch, h//s, w//s, device=dev)
     for i in reversed(range(L)):
         if i < L-1:
@@ -237,7 +266,12 @@ def dequantize(self:Glow,
                noise:bool=True,     # add U(0, 1/n_bins) noise; `False` takes each cell's centre
               )->Tensor:
     "The model's continuous input: `k/n_bins - 1/2 + U(0, 1/n_bins)`."
-    k = torch.round(_plain(img).float() * (self.n_bins - 1))
+    img = _plain(img)
+    lo,hi = torch.aminmax(img.float())  # NaN propagates into both
+    if not (lo >= 0 and hi <= 1):
+        raise ValueError(f"Glow models images in [0, 1] (as deepgen.data.image_dls makes them), but this batch has values in "
+                         f"[{lo.item():.4g}, {hi.item():.4g}]{' and NaN' if img.isnan().any() else ''}: rescale the images to [0, 1] and remove NaN.")
+    k = torch.round(img.float() * (self.n_bins - 1))
     u = batch_rand_like(k) if noise else torch.full_like(k, 0.5)  # under DDP: this process's block of the global batch's noise
     return (k + u) / self.n_bins - 0.5
 
@@ -291,6 +325,9 @@ def sample(self:Glow,
         elif isinstance(y, int): y = torch.full((n,), y, device=dev)
         y = _plain(y).to(dev)
     x = self._reverse(None, temp, y, n, hw)
+    bad = int((~torch.isfinite(x.flatten(1)).all(1)).sum())
+    if bad: warnings.warn(f"{bad} of {n} Glow samples at temperature {temp} are not finite (the inverse overflowed): "
+                          "train longer or at a lower learning rate, sample at a lower temperature, or bound the couplings' scale (s_min).")
     return self.to_image(x) if as_image else x
 
 # %% ../nbs/05_glow.ipynb #aa701679
@@ -358,7 +395,7 @@ def manipulate(model:Glow,           # a trained Glow
 
 # %% ../nbs/05_glow.ipynb #7ed00041
 GLOW_PRESETS = {
-    'mnist':     dict(in_ch=1, n_levels=3, n_steps=8,  hidden=128, affine=True,  lu=True, n_bits=8, img_size=32),
+    'mnist':     dict(in_ch=1, n_levels=3, n_steps=8,  hidden=128, affine=True,  lu=True, n_bits=8, img_size=32, s_min=0.2),
     'cifar10':   dict(in_ch=3, n_levels=3, n_steps=32, hidden=512, affine=True,  lu=True, n_bits=8, img_size=32),
     'celeba256': dict(in_ch=3, n_levels=6, n_steps=32, hidden=512, affine=False, lu=True, n_bits=5, img_size=256),
 }
@@ -371,7 +408,7 @@ def glow_preset(name:str, # one of `GLOW_PRESETS`: 'mnist' (deepgen's benchmark 
     return Glow(**{**GLOW_PRESETS[name], **kwargs})
 
 # %% ../nbs/05_glow.ipynb #52a5265e
-_CONFIG_KEYS = ('in_ch', 'n_levels', 'n_steps', 'hidden', 'affine', 'lu', 'learn_prior', 'n_classes', 'n_bits', 'checkpointing')
+_CONFIG_KEYS = ('in_ch', 'n_levels', 'n_steps', 'hidden', 'affine', 'lu', 'learn_prior', 'n_classes', 'n_bits', 'checkpointing', 'arch', 's_min')
 
 @patch(as_prop=True)
 def config(self:Glow)->dict:
@@ -382,10 +419,10 @@ def config(self:Glow)->dict:
 def from_config(cls:Glow,
                 config:dict, # as `Glow.config` returns it
                )->Glow:
-    "A new `Glow` with the architecture `config` describes (weights freshly initialised: load a `state_dict` next)."
+    "A new `Glow` with the architecture `config` describes (weights freshly initialised: load a `state_dict` next); a config without `arch` is from before it existed, so 'plain'."
     bad = set(config) - set(_CONFIG_KEYS) - {'img_size'}
     if bad: raise ValueError(f"Unknown Glow config keys {sorted(bad)}: a Glow config has {list(_CONFIG_KEYS) + ['img_size']}.")
-    return cls(**config)
+    return cls(**{'arch': 'plain', **config})
 
 # %% ../nbs/05_glow.ipynb #b6dda0c3
 _moved = dict(glow_learner='deepgen.glow_learner', LinearWarmup='deepgen.glow_learner', ActNormInit='deepgen.glow_learner',

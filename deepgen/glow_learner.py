@@ -70,10 +70,13 @@ class ActNormInit(Callback):
 def check_images(img:Tensor, # a batch of images
                  n_bits:int, # bit depth the model expects
                 ):
-    "Raise a clear error unless `img` is in [0, 1] on the grid k/(2**n_bits - 1)."
-    if img.min() < 0 or img.max() > 1:
-        raise ValueError(f"Glow expects images in [0, 1] (as deepgen.data.image_dls makes them), got values in [{img.min():.3g}, {img.max():.3g}].")
-    k = img.float() * (2**n_bits - 1)
+    "Raise a clear error unless `img` is in [0, 1] on the grid k/(2**n_bits - 1) (`Glow` itself checks the range of every batch)."
+    img = img.as_subclass(Tensor).float()  # fastai's TensorImage does not format as a number
+    lo,hi = (o.item() for o in torch.aminmax(img))
+    if not (lo >= 0 and hi <= 1):  # NaN fails both
+        raise ValueError(f"Glow expects images in [0, 1] (as deepgen.data.image_dls makes them), got values in [{lo:.3g}, {hi:.3g}]"
+                         f"{' and NaN' if img.isnan().any() else ''}.")
+    k = img * (2**n_bits - 1)
     if (k - k.round()).abs().max() > 1e-3:
         raise ValueError(f"The images are not on the {n_bits}-bit grid k/{2**n_bits - 1} this Glow models: build the DataLoaders "
                          f"with image_dls(..., n_bits={n_bits}) or the model with n_bits equal to the data's (glow_learner reads dls.n_bits).")
