@@ -85,12 +85,12 @@ def small_configs(img_shape:tuple, # (C, H, W) of the images
         raise ValueError(f"The small configurations are for square images whose side is a power of two of at least 8, got {C}x{H}x{W}: "
                          f"pad or resize them (MNIST's 28x28: pad=2 gives 32x32).")
     if H == 8:
-        return dict(glow=dict(n_levels=2, n_steps=8, hidden=64, lr=1e-2),
+        return dict(glow=dict(n_levels=2, n_steps=8, hidden=64, s_min=0.2, lr=1e-2),
                     nvae=dict(nf=8, n_latent=8, groups=(2, 2), n_pre=1, n_pre_cells=2, n_post=1, n_post_cells=2,
                               n_enc_cells=1, n_dec_cells=1, likelihood='logistic'),
                     stylegan2=dict(size=H, img_channels=C, z_dim=32, w_dim=32, n_mapping=2, channel_base=512, channel_max=64,
                                    r1_gamma=1., pl_weight=0., lr=5e-3, ema_rampup=0.05))
-    return dict(glow=dict(n_levels=3, n_steps=8, hidden=128),
+    return dict(glow=dict(n_levels=3, n_steps=8, hidden=128, s_min=0.2),
                 nvae=dict(nf=16, n_latent=20, groups=(2, 2), n_pre=2, n_pre_cells=2, n_post=2, n_post_cells=2,
                           n_enc_cells=1, n_dec_cells=1, likelihood='logistic'),
                 stylegan2=dict(size=H, img_channels=C, z_dim=128, w_dim=128, n_mapping=2, channel_base=2048, channel_max=128,
