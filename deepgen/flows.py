@@ -15,8 +15,8 @@ from fastcore.test import test_eq, test_close
 from .core import all_mean
 
 # %% auto #0
-__all__ = ['COUPLING_NETS', 'jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvConv2d', 'edge_pad', 'EdgeConv2d',
-           'HiddenActNorm', 'ZeroConv2d', 'AffineCoupling', 'Squeeze', 'FlowStep']
+__all__ = ['COUPLING_NETS', 'jacobian_logdet', 'check_flow', 'randomize_params', 'ActNorm', 'InvConv2d', 'edge_pad', 'edge_conv',
+           'EdgeConv2d', 'HiddenActNorm', 'ZeroConv2d', 'AffineCoupling', 'Squeeze', 'FlowStep']
 
 # %% ../nbs/04_flows.ipynb #e11fcf04
 def _at_least_f32(t:Tensor)->Tensor:
@@ -159,6 +159,15 @@ def edge_pad(x:Tensor, # a batch `[B, C, H, W]`
     e = F.pad(x.new_zeros(1, 1, h, w), [p]*4, value=1.).expand(b, -1, -1, -1)
     return torch.cat([F.pad(x, [p]*4), e], 1)
 
+def edge_conv(x:Tensor,         # a batch `[B, C, H, W]`
+              weight:Tensor,    # kernel `[nf, C+1, ks, ks]`, the border channel's last
+              bias:Tensor|None, # `[nf]`, or `None`
+              p:int,            # padding on each side
+             )->Tensor:
+    "`F.conv2d(edge_pad(x, p), weight, bias)` without building the padded batch: the border channel's part depends on the image size alone."
+    e = F.pad(x.new_zeros(1, 1, *x.shape[2:]), [p]*4, value=1.)
+    return F.conv2d(x, weight[:, :-1], bias, padding=p) + F.conv2d(e, weight[:, -1:])
+
 class EdgeConv2d(nn.Conv2d):
     "A `ks x ks` convolution of `edge_pad(x)`: zero padding plus an input channel that marks it (the official code's `edge_bias`)."
     def __init__(self,
@@ -169,7 +178,7 @@ class EdgeConv2d(nn.Conv2d):
                 ):
         super().__init__(ni+1, nf, ks, bias=bias)
 
-    def forward(self, x:Tensor)->Tensor: return super().forward(edge_pad(x, self.kernel_size[0]//2))
+    def forward(self, x:Tensor)->Tensor: return edge_conv(x, self.weight, self.bias, self.kernel_size[0]//2)
 
 # %% ../nbs/04_flows.ipynb #5763efdd
 class HiddenActNorm(ActNorm):
@@ -194,9 +203,8 @@ class ZeroConv2d(nn.Module):
 
     def forward(self, x:Tensor)->Tensor:
         s = (self.logs * self.logscale_factor).exp()
-        p = self.ks//2
-        if self.edge: x,p = edge_pad(x, p),0
-        return F.conv2d(x, self.weight * s.view(-1, 1, 1, 1), self.bias * s, padding=p)
+        w, b = self.weight * s.view(-1, 1, 1, 1), self.bias * s
+        return edge_conv(x, w, b, self.ks//2) if self.edge else F.conv2d(x, w, b, padding=self.ks//2)
 
 # %% ../nbs/04_flows.ipynb #16660d15
 COUPLING_NETS = ('official', 'plain')
