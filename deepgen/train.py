@@ -305,7 +305,7 @@ class TimeBudget(Callback):
         if not self.training: return
         f = self.elapsed / self.seconds if self.seconds > 0 else 1.   # no time left: the `min_steps` only
         if f >= 1 and self.steps >= self.min_steps: raise CancelFitException()
-        self.learn.pct_train = min(f, self.steps/self.min_steps, 1.)   # a slow machine still runs the schedule over `min_steps` steps
+        self.learn.pct_train = min(f, self.steps/max(self.min_steps, 1), 1.)   # a slow machine still runs the schedule over `min_steps` steps
         self.steps += 1
 
 # %% ../nbs/02_train.ipynb #b056eaa3
