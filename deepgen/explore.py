@@ -20,7 +20,7 @@ from fastai.learner import Learner
 from .core import image_grid, slerp
 from .registry import MODELS
 from .glow import Glow
-from .nvae import NVAE, soft_clamp
+from .nvae import NVAE
 from .stylegan2 import Generator, StyleGAN2
 
 # %% auto #0

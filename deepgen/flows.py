@@ -89,13 +89,16 @@ class ActNorm(nn.Module):
 
     def logdet(self, hw:int)->Tensor: return hw * _at_least_f32(self.logs).sum()
 
-    def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
+    def _affine(self, x:Tensor)->Tensor:
+        "`(x + loc) * exp(logs)`, initialising from `x` on the first call."
         if not self._ready:
             if bool(self.initialized): self._ready = True
             else: self.initialize(x)
         s = self.logs.exp()
-        y = torch.addcmul(self.loc*s, x, s)  # (x + loc) * s in one pass over x
-        return y, self.logdet(x.shape[2]*x.shape[3]).expand(len(x))
+        return torch.addcmul(self.loc*s, x, s)  # (x + loc) * s in one pass over x
+
+    def forward(self, x:Tensor)->tuple[Tensor,Tensor]:
+        return self._affine(x), self.logdet(x.shape[2]*x.shape[3]).expand(len(x))
 
     def inverse(self, y:Tensor)->Tensor: return y / self.logs.exp() - self.loc
 
@@ -183,7 +186,7 @@ class EdgeConv2d(nn.Conv2d):
 # %% ../nbs/04_flows.ipynb #5763efdd
 class HiddenActNorm(ActNorm):
     "`ActNorm` after a hidden convolution of a coupling network (the official code's `conv2d` with `do_actnorm`): returns the activations alone."
-    def forward(self, x:Tensor)->Tensor: return super().forward(x)[0]
+    def forward(self, x:Tensor)->Tensor: return self._affine(x)  # no log-determinant: it is not part of the flow
 
 # %% ../nbs/04_flows.ipynb #1e793e59
 class ZeroConv2d(nn.Module):
